@@ -1,0 +1,29 @@
+"""Defense sweep: attacks x purifiers x seeds -> natural accuracy and poison success, in MLflow.
+
+Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
+    python jobs/defense_sweep.py                                  # conf/defense_sweep.yaml
+    python jobs/defense_sweep.py --out out/sweep classifier.epochs=5 seeds=[0,1]
+On a Ray cluster (head started with `ray start --head --dashboard-host 127.0.0.1`):
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/defense_sweep.py
+Then look at the runs:
+    mlflow ui --backend-store-uri sqlite:///mlflow.db
+Exit codes: 0 all trials finished, 1 a trial failed, 2 bad config.
+"""
+
+from pathlib import Path
+
+from genlab.cli import parse_job_args, run_job
+from genlab.config import load_config
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.runner import run_sweep
+
+
+def main() -> int:
+    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/defense_sweep.yaml")
+    cfg = load_config(SweepConfig, args.config, args.overrides)
+    result = run_sweep(cfg, args.out or Path("out/defense_sweep"))
+    return 0 if result.all_finished else 1
+
+
+if __name__ == "__main__":
+    run_job(main)

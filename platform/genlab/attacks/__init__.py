@@ -1,0 +1,29 @@
+"""Poison crafting and the PoisonSet format.
+
+`AttackConfig` is the union of every attack's config, told apart by `name`; `craft_poisons`
+dispatches to the attack's crafting function. A new attack adds its config class to the union
+and its function to `CRAFTERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Callable, Union
+
+from pydantic import Field
+
+from genlab.attacks.badnets import BadNetsConfig, craft_badnets
+from genlab.attacks.blend import BlendConfig, craft_blend
+from genlab.attacks.poisonset import PoisonSet, Trigger, load_poison_set
+from genlab.data.imageset import ImageSet
+
+AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig], Field(discriminator="name")]
+
+CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend}
+
+
+def craft_poisons(cfg: BadNetsConfig | BlendConfig, train: ImageSet, seed: int) -> PoisonSet:
+    """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`."""
+    return CRAFTERS[cfg.name](cfg, train, seed)
+
+
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "PoisonSet", "Trigger", "craft_poisons", "load_poison_set"]

@@ -1,0 +1,38 @@
+"""What every attack shares: choosing source rows and building a backdoor PoisonSet."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from genlab.attacks.poisonset import PoisonSet, Trigger
+from genlab.config import StrictModel
+from genlab.data.imageset import ImageSet
+
+
+class BackdoorAttackConfig(StrictModel):
+    """Fields every dirty-label backdoor has: the target class and the poisoned share of the train set."""
+
+    target_class: int = Field(0, ge=0)  # class the trigger should cause
+    poison_fraction: float = Field(0.08, gt=0, lt=1)  # share of training rows replaced by poisons
+
+
+def choose_source_rows(labels: np.ndarray, target_class: int, fraction: float, seed: int) -> np.ndarray:
+    """Return sorted int64 indices of `fraction * N` random rows whose label is not `target_class`."""
+    candidates = np.flatnonzero(labels != target_class)
+    count = max(1, int(round(fraction * len(labels))))
+    if count > len(candidates):
+        raise ValueError(f"poison_fraction {fraction} needs {count} non-target rows, only {len(candidates)} exist")
+    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
+
+
+def dirty_label_backdoor(train: ImageSet, cfg: BackdoorAttackConfig, trigger: Trigger, *, attack: str, seed: int,
+                         epsilon: float | None) -> PoisonSet:
+    """Return a PoisonSet: random non-target rows with `trigger` applied, relabelled to the target class."""
+    if cfg.target_class >= len(train.classes):
+        raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
+    rows = choose_source_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
+    return PoisonSet(base_indices=rows, images=trigger.apply(train.images[rows]),
+                     labels=np.full(len(rows), cfg.target_class, dtype=np.int64), attack=attack, kind="backdoor",
+                     dataset_hash=train.hash, seed=seed, config=cfg.model_dump(mode="json"),
+                     target_class=cfg.target_class, epsilon=epsilon, trigger=trigger)

@@ -1,0 +1,35 @@
+"""The command line every job shares: `--config PATH`, `--out DIR`, then `key=value` overrides."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from genlab.errors import GenlabError
+
+
+def parse_job_args(description: str, default_config: str | None, argv: list[str] | None = None,
+                   extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """Return parsed args: `config` (path or None), `out` (Path or None), `overrides` (list[str])."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=default_config, help="YAML config file")
+    parser.add_argument("--out", type=Path, default=None, help="directory for summary.json and reports")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classifier.epochs=3")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args(argv)
+
+
+def run_job(main: Callable[[], int | None]) -> None:
+    """Run a job's `main`; a GenlabError is printed as one line and exits with its code."""
+    try:
+        code = main() or 0
+    except GenlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""Networks only: classifiers, EBM nets, DDPM UNets, VAEs, causal layers."""

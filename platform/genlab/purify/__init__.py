@@ -1,0 +1,29 @@
+"""Purifiers (model + sampler transforms and baselines), the Ray Data stage and the cache.
+
+`PurifierConfig` is the union of every purifier's settings, told apart by `name`;
+`build_purifier` turns one concrete setting into a `Purifier`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from genlab.purify.base import Purifier, PurifierSettings
+from genlab.purify.baselines import (GaussianNoisePurifier, GaussianNoiseSettings, IdentityPurifier, JpegPurifier,
+                                     JpegSettings, NoneSettings)
+
+PurifierConfig = Annotated[Union[NoneSettings, JpegSettings, GaussianNoiseSettings], Field(discriminator="name")]
+
+
+def build_purifier(settings: PurifierSettings, *, seed: int) -> Purifier:
+    """Return the Purifier for one concrete (already expanded) setting."""
+    if isinstance(settings, JpegSettings):
+        return JpegPurifier(settings.quality)
+    if isinstance(settings, GaussianNoiseSettings):
+        return GaussianNoisePurifier(settings.sigma, seed)
+    return IdentityPurifier()
+
+
+__all__ = ["Purifier", "PurifierConfig", "PurifierSettings", "build_purifier"]

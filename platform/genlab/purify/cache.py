@@ -1,0 +1,77 @@
+"""The purified-sample cache: parquet per (images, purifier setting, model version, seed).
+
+Layout: `<root>/<key>/part-0.parquet` with columns `row_id`, `image` (flat uint8 list, shape in meta.json), `label`,
+`steps`, plus `meta.json` (`images_per_s` measured when it was computed, `settings`). Each
+entry is written to a temp dir and renamed when complete, so a killed run leaves no half entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from genlab.fileio import atomic_directory
+
+
+@dataclass(frozen=True)
+class PurifiedImages:
+    """Purified copies of a set of rows: `{steps: uint8 [N,H,W,C]}` aligned with `row_ids`."""
+
+    row_ids: np.ndarray
+    by_steps: dict[int, np.ndarray]
+    images_per_s: float | None  # purification throughput when it was computed (None: not measured)
+    from_cache: bool = False
+
+
+def content_key(images: np.ndarray, row_ids: np.ndarray, settings: dict[str, Any], seed: int,
+                model_version: str | None = None) -> str:
+    """Return the cache key: sha256 over the pixels, row ids, purifier settings, model version and seed."""
+    digest = hashlib.sha256()
+    digest.update(str(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(np.ascontiguousarray(row_ids).tobytes())
+    digest.update(json.dumps({"settings": settings, "seed": seed, "model": model_version}, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+class PurificationCache:
+    """Reads and writes purified rows under `root` (a local directory)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get(self, key: str) -> PurifiedImages | None:
+        """Return the cached entry for `key`, or None when absent."""
+        entry = self.root / key
+        if not (entry / "meta.json").is_file():
+            return None
+        meta = json.loads((entry / "meta.json").read_text())
+        table = pq.read_table(entry / "part-0.parquet")
+        steps = table.column("steps").to_numpy()
+        row_ids = table.column("row_id").to_numpy()
+        images = table.column("image").combine_chunks().flatten().to_numpy().reshape(meta["shape"])
+        by_steps = {int(s): images[steps == s] for s in np.unique(steps)}
+        first = int(steps[0])
+        return PurifiedImages(row_ids[steps == first], by_steps, meta["images_per_s"], from_cache=True)
+
+    def put(self, key: str, purified: PurifiedImages, labels: np.ndarray, settings: dict[str, Any]) -> None:
+        """Write `purified` (with the rows' `labels`) under `key`, atomically."""
+        steps = sorted(purified.by_steps)
+        images = np.concatenate([purified.by_steps[s] for s in steps])
+        table = pa.table({
+            "row_id": np.tile(purified.row_ids, len(steps)),
+            "image": pa.FixedSizeListArray.from_arrays(pa.array(images.reshape(-1)), int(np.prod(images.shape[1:]))),
+            "label": np.tile(labels, len(steps)),
+            "steps": np.repeat(np.asarray(steps, dtype=np.int64), len(purified.row_ids)),
+        })
+        with atomic_directory(self.root / key) as tmp:
+            pq.write_table(table, tmp / "part-0.parquet")
+            meta = {"images_per_s": purified.images_per_s, "settings": settings, "shape": list(images.shape)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -1,0 +1,105 @@
+"""The Ray Data purification stage: `map_batches` through an actor pool of purifiers.
+
+Each actor builds its purifier once (`__init__`: model weights are loaded there) and
+purifies numpy batches in `__call__`. Rows come back exploded per step count
+(`row_id`, `image`, `label`, `steps`), are gathered by the driver, and cached as parquet.
+The driver writes the parquet itself: a Ray `write_parquet` stage would need CPUs that the
+actor pool holds on small machines (Ray Data CPU starvation, ray#44687).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+from pydantic import Field, TypeAdapter
+
+from genlab.config import StrictModel
+from genlab.purify import PurifierConfig, build_purifier
+from genlab.purify.base import PurifierSettings
+from genlab.purify.baselines import NoneSettings
+from genlab.purify.cache import PurificationCache, PurifiedImages, content_key
+
+
+class PurificationStageConfig(StrictModel):
+    """How the Ray Data stage runs purifiers."""
+
+    num_actors: int = Field(2, ge=1)  # actors in the pool (one model copy each)
+    num_cpus_per_actor: float = Field(1.0, gt=0)  # CPUs each actor reserves (torch threads = this, at least 1)
+    num_gpus_per_actor: float = Field(0.0, ge=0)  # GPUs per actor; fractional values share a GPU
+    batch_size: int = Field(128, ge=1)  # rows per map_batches call
+
+
+class PurifierActor:
+    """Ray Data callable class: one purifier per actor, numpy dict batches in and out."""
+
+    def __init__(self, settings: dict[str, Any], seed: int, num_threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, num_threads))
+        self.purifier = build_purifier(TypeAdapter(PurifierConfig).validate_python(settings), seed=seed)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the batch's rows once per step count, with a `steps` column."""
+        by_steps = self.purifier.purify(np.asarray(batch["image"]), np.asarray(batch["row_id"]))
+        steps = sorted(by_steps)
+        count = len(batch["row_id"])
+        return {"row_id": np.tile(batch["row_id"], len(steps)), "label": np.tile(batch["label"], len(steps)),
+                "image": np.concatenate([by_steps[s] for s in steps]),
+                "steps": np.repeat(np.asarray(steps, dtype=np.int64), count)}
+
+
+def images_to_ray_dataset(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, num_blocks: int) -> ray.data.Dataset:
+    """Return a Ray Dataset with columns `row_id`, `image` (uint8 HWC tensor), `label`, in `num_blocks` blocks."""
+    from ray.data.extensions import ArrowTensorArray
+
+    table = pa.table({"row_id": row_ids.astype(np.int64), "image": ArrowTensorArray.from_numpy(images),
+                      "label": labels.astype(np.int64)})
+    bounds = np.linspace(0, len(row_ids), max(1, min(num_blocks, len(row_ids))) + 1).astype(int)
+    return ray.data.from_arrow([table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, settings: PurifierSettings, seed: int,
+              stage: PurificationStageConfig) -> PurifiedImages:
+    """Purify rows through the actor pool; return them aligned with `row_ids`, with measured images/s."""
+    dataset = images_to_ray_dataset(images, labels, row_ids, num_blocks=4 * stage.num_actors)
+    start = time.perf_counter()
+    purified = dataset.map_batches(
+        PurifierActor, fn_constructor_kwargs={"settings": settings.model_dump(mode="json"), "seed": seed,
+                                              "num_threads": int(stage.num_cpus_per_actor)},
+        batch_size=stage.batch_size, compute=ray.data.ActorPoolStrategy(size=stage.num_actors),
+        num_cpus=stage.num_cpus_per_actor, num_gpus=stage.num_gpus_per_actor or None)
+    chunks = list(purified.iter_batches(batch_size=None, batch_format="numpy"))
+    elapsed = time.perf_counter() - start
+    out_rows = np.concatenate([c["row_id"] for c in chunks])
+    out_steps = np.concatenate([c["steps"] for c in chunks])
+    out_images = np.concatenate([c["image"] for c in chunks]).astype(np.uint8)
+    position = {int(r): i for i, r in enumerate(row_ids)}
+    by_steps: dict[int, np.ndarray] = {}
+    for step in np.unique(out_steps):
+        mask = out_steps == step
+        aligned = np.empty_like(images)
+        order = np.fromiter((position[int(r)] for r in out_rows[mask]), dtype=np.int64, count=int(mask.sum()))
+        if len(np.unique(order)) != len(row_ids):
+            raise RuntimeError(f"purification stage returned {len(order)} rows for {len(row_ids)} inputs at steps={step}")
+        aligned[order] = out_images[mask]
+        by_steps[int(step)] = aligned
+    return PurifiedImages(row_ids, by_steps, images_per_s=len(row_ids) / elapsed)
+
+
+def purify_cached(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, settings: PurifierSettings, seed: int,
+                  stage: PurificationStageConfig, cache: PurificationCache, model_version: str | None = None) -> PurifiedImages:
+    """Return purified rows from the cache, or run the stage and cache them (`none` passes rows through)."""
+    if isinstance(settings, NoneSettings):
+        return PurifiedImages(row_ids, {0: images}, images_per_s=None)
+    params = settings.model_dump(mode="json")
+    key = content_key(images, row_ids, params, seed, model_version)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    purified = run_stage(images, labels, row_ids, settings, seed, stage)
+    cache.put(key, purified, labels, params)
+    return purified

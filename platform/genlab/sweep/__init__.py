@@ -1,0 +1,1 @@
+"""The defense sweep: config, planning, the Tune trainable, MLflow mirroring and reports."""

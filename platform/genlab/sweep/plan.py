@@ -1,0 +1,81 @@
+"""Sweep planning: craft (or load) poisons, purify shared work once, and list the trials.
+
+Clean training images are purified once per purifier setting and shared by every attack;
+only each attack's poisoned rows are purified per attack, with the same per-row noise the
+clean row would get, and then replace their clean rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.attacks import PoisonSet, craft_poisons, load_poison_set
+from genlab.data.imageset import ImageSet
+from genlab.purify.base import PurifierSettings
+from genlab.purify.cache import PurificationCache
+from genlab.purify.stage import purify_cached
+from genlab.sweep.config import SweepConfig
+from genlab.visualize import save_image_grid
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One purified, poisoned training set, shared by the trials of every classifier seed."""
+
+    key: str
+    attack: str
+    settings: PurifierSettings
+    steps: int
+    images: np.ndarray
+    labels: np.ndarray
+    purify_images_per_s: float | None
+    grid_path: Path
+
+
+def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -> str:
+    """Return the run name of one trial, e.g. `blend-jpeg-q75-seed0`."""
+    return f"{attack}-{settings.label(steps)}-seed{seed}"
+
+
+def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSet, cache_dir: Path) -> PoisonSet:
+    """Return the attack's PoisonSet from the poison cache, crafting and caching it if absent."""
+    key = hashlib.sha256(json.dumps({"dataset": train.hash, "attack": attack_cfg.model_dump(mode="json"),
+                                     "seed": cfg.seed}, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir / f"{attack_cfg.name}-{key}.npz"
+    if path.exists():
+        return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
+                               dataset_hash=train.hash, clean_images=train.images)
+    print(f"[genlab] crafting {attack_cfg.name} poisons")
+    poison = craft_poisons(attack_cfg, train, cfg.seed)
+    poison.save(path)
+    return poison
+
+
+def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, PoisonSet], out_dir: Path) -> list[TrainingSet]:
+    """Return every (attack, purifier setting, step count) training set, purifying through Ray Data."""
+    cache = PurificationCache(Path(cfg.work_dir) / "purified")
+    row_ids = np.arange(len(train), dtype=np.int64)
+    sets = []
+    for settings in [s for entry in cfg.purifiers for s in entry.settings()]:
+        print(f"[genlab] purifying {len(train)} clean training images with {settings.label()}")
+        clean = purify_cached(train.images, train.labels, row_ids, settings, cfg.seed, cfg.purification, cache)
+        for attack, poison in poisons.items():
+            rows = poison.base_indices
+            dirty = purify_cached(poison.images, poison.labels, rows, settings, cfg.seed, cfg.purification, cache)
+            for steps in settings.snapshot_steps():
+                images = clean.by_steps[steps].copy()
+                images[rows] = dirty.by_steps[steps]
+                labels = train.labels.copy()
+                labels[rows] = poison.labels
+                key = f"{attack}-{settings.label(steps)}"
+                shown = rows[:8]
+                grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
+                                       ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
+                sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid))
+    return sets

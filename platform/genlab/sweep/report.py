@@ -1,0 +1,87 @@
+"""Sweep reports: the results table (console, markdown, CSV) and the Pareto plot."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
+           "purify_images_per_s", "status")
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        return "-"
+    if column == "purifier_params":
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if column in ("natural_accuracy", "poison_success_rate"):
+        return f"{value:.4f}"
+    if column == "purify_images_per_s":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Return the results as a fixed-width console table."""
+    cells = [[_cell(row, c) for c in COLUMNS] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths))  # noqa: E731
+    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Return the results as a markdown table."""
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    return head + "".join("| " + " | ".join(_cell(row, c) for c in COLUMNS) + " |\n" for row in rows)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write the results as CSV; return the path."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows([[_cell(row, c) for c in COLUMNS] for row in rows])
+    return path
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rows no other row beats on both poison success (lower) and natural accuracy (higher)."""
+    done = [r for r in rows if r.get("natural_accuracy") is not None]
+
+    def dominated(a: dict[str, Any]) -> bool:
+        return any(b["poison_success_rate"] <= a["poison_success_rate"] and b["natural_accuracy"] >= a["natural_accuracy"]
+                   and (b["poison_success_rate"], b["natural_accuracy"]) != (a["poison_success_rate"], a["natural_accuracy"])
+                   for b in done)
+
+    return [r for r in done if not dominated(r)]
+
+
+def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Plot poison success vs natural accuracy per attack (marker size = purification images/s); save PNG."""
+    done = [r for r in rows if r.get("natural_accuracy") is not None]
+    attacks = sorted({r["attack"] for r in done})
+    fig, axes = plt.subplots(1, max(1, len(attacks)), figsize=(5 * max(1, len(attacks)), 4), squeeze=False)
+    for ax, attack in zip(axes[0], attacks):
+        subset = [r for r in done if r["attack"] == attack]
+        front = pareto_front(subset)
+        for row in subset:
+            speed = row.get("purify_images_per_s")
+            size = 40 if speed is None else 20 + 60 * min(1.0, speed / 1000.0)
+            ax.scatter(row["poison_success_rate"], row["natural_accuracy"], s=size,
+                       edgecolors="red" if row in front else "none")
+            ax.annotate(f"{row['purifier']}{'' if not row['purifier_params'] else ' ' + _cell(row, 'purifier_params')}",
+                        (row["poison_success_rate"], row["natural_accuracy"]), fontsize=7)
+        ax.set_xlabel("poison success rate (lower is better)")
+        ax.set_ylabel("natural accuracy")
+        ax.set_title(f"{attack} (red: Pareto front; size: purify images/s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

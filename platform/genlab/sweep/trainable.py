@@ -1,0 +1,45 @@
+"""The Tune trainable: train one classifier on one purified, poisoned set; report per epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+
+from genlab.attacks import PoisonSet
+from genlab.data.imageset import ImageSet
+from genlab.train.classifier import ClassifierConfig, train_classifier
+from genlab.train.evaluation import natural_accuracy, poison_success_rate
+
+
+class InjectedFault(RuntimeError):
+    """Raised by trials selected by `faults.fail_trials_matching`."""
+
+
+def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test: ImageSet,
+                  poisons: dict[str, PoisonSet], classifier: dict[str, Any], fail_matching: list[str],
+                  num_threads: int) -> None:
+    """Train a classifier for trial `config` and `tune.report` metrics after every epoch.
+
+    `config["spec"]` holds `name`, `data_key`, `attack`, `seed`, `purify_images_per_s`; `training_sets`
+    maps data keys to object refs of `(images, labels)`. Metrics: `epoch`, `train_loss`,
+    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]).
+    """
+    config = config["spec"]
+    torch.set_num_threads(max(1, num_threads))
+    if any(pattern in config["name"] for pattern in fail_matching):
+        raise InjectedFault(f"fault injected into trial {config['name']} (faults.fail_trials_matching)")
+    images, labels = ray.get(training_sets[config["data_key"]])
+    poison = poisons[config["attack"]]
+    cfg = ClassifierConfig.model_validate(classifier)
+
+    def report(epoch: int, loss: float, model: torch.nn.Module) -> None:
+        metrics = {"epoch": epoch, "train_loss": loss, "natural_accuracy": natural_accuracy(model, test),
+                   "poison_success_rate": poison_success_rate(model, test, poison)}
+        if config["purify_images_per_s"] is not None:
+            metrics["purify_images_per_s"] = config["purify_images_per_s"]
+        tune.report(metrics)
+
+    train_classifier(images, labels, len(test.classes), cfg, seed=config["seed"], on_epoch=report)

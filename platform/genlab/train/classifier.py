@@ -1,0 +1,128 @@
+"""Seeded classifier training on uint8 NHWC images, with per-epoch callbacks."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from genlab.config import StrictModel
+from genlab.errors import TrainingDivergedError
+from genlab.models.classifiers import ClassifierArch, build_classifier
+
+
+class ClassifierConfig(StrictModel):
+    """How a classifier is built and trained (SGD with momentum, cosine learning rate)."""
+
+    arch: ClassifierArch = "small_cnn"  # small_cnn (embedded default) or resnet18 (CIFAR stem)
+    width: int = Field(32, ge=4)  # small_cnn channel width
+    epochs: int = Field(12, ge=1)  # passes over the training set
+    batch_size: int = Field(64, ge=1)  # minibatch size
+    lr: float = Field(0.05, gt=0)  # peak SGD learning rate
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD momentum
+    weight_decay: float = Field(5e-4, ge=0)  # L2 weight decay
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+    augment: bool = False  # random crop (pad 4 for 32px, 2 below) + horizontal flip
+    device: str = "auto"  # auto (cuda when present), cpu or cuda
+
+
+class NormalizedClassifier(nn.Module):
+    """A network with the training set's per-channel mean/std baked in: takes uint8-range floats."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return logits for float images [N, C, H, W] in [0, 255]."""
+        return self.net((images / 255.0 - self.mean) / self.std)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device for 'auto' | 'cpu' | 'cuda' ('auto' = cuda when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Return uint8 NHWC numpy images as float NCHW in [0, 255] on `device`."""
+    return torch.tensor(images, device=device).permute(0, 3, 1, 2).float()
+
+
+def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per image."""
+    n, _, h, w = batch.shape
+    pad = 4 if h >= 32 else 2
+    padded = F.pad(batch, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None]).to(batch.device)
+    cols = (dx[:, None] + torch.arange(w)[None]).to(batch.device)
+    index = torch.arange(n, device=batch.device)[:, None, None]
+    cropped = padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(batch.device)
+    return torch.where(flip[:, None, None, None], cropped.flip(3), cropped)
+
+
+EpochCallback = Callable[[int, float, nn.Module], None]
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ClassifierConfig, *,
+                     seed: int, on_epoch: EpochCallback | None = None) -> NormalizedClassifier:
+    """Train a classifier on uint8 NHWC `images`; return it in eval mode.
+
+    `on_epoch(epoch, mean_train_loss, model)` runs after every epoch (epochs count from 1).
+    Raises `TrainingDivergedError` on a non-finite loss.
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    device = resolve_device(cfg.device)
+    data = to_tensor(images, device)
+    targets = torch.from_numpy(labels).to(device)
+    mean = data.mean(dim=(0, 2, 3)) / 255.0
+    std = (data / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
+    net = build_classifier(cfg.arch, in_channels=data.shape[1], num_classes=num_classes, width=cfg.width)
+    model = NormalizedClassifier(net, mean, std).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                   pct_start=0.15, anneal_strategy="cos")
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(len(data), generator=generator).to(device)
+        total = 0.0
+        for start in range(0, len(data), cfg.batch_size):
+            index = order[start:start + cfg.batch_size]
+            batch = data[index]
+            if cfg.augment:
+                batch = _augment(batch, generator)
+            loss = F.cross_entropy(model(batch), targets[index], label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(f"classifier loss is {loss.item()} at epoch {epoch}; lower classifier.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(index)
+        model.eval()
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(data), model)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Return predicted labels int64 [N] for uint8 NHWC images."""
+    device = next(model.parameters()).device
+    out = [model(to_tensor(images[i:i + batch_size], device)).argmax(1).cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, dtype=np.int64)
