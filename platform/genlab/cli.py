@@ -16,9 +16,9 @@ def parse_job_args(description: str, default_config: str | None, argv: list[str]
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=default_config, help="YAML config file")
     parser.add_argument("--out", type=Path, default=None, help="directory for summary.json and reports")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classifier.epochs=3")
     if extra is not None:
         extra(parser)
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. classifier.epochs=3")
     return parser.parse_args(argv)
 
 

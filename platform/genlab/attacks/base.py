@@ -16,6 +16,11 @@ class BackdoorAttackConfig(StrictModel):
     target_class: int = Field(0, ge=0)  # class the trigger should cause
     poison_fraction: float = Field(0.08, gt=0, lt=1)  # share of training rows replaced by poisons
 
+    @property
+    def key(self) -> str:
+        """Return the name this attack goes by in tables and run names."""
+        return self.name  # type: ignore[attr-defined]
+
 
 def choose_source_rows(labels: np.ndarray, target_class: int, fraction: float, seed: int) -> np.ndarray:
     """Return sorted int64 indices of `fraction * N` random rows whose label is not `target_class`."""

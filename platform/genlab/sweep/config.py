@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
 from genlab.config import StrictModel
@@ -46,3 +46,11 @@ class SweepConfig(StrictModel):
     tune: TuneSettings = Field(default_factory=TuneSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     faults: FaultInjection = Field(default_factory=FaultInjection)
+
+    @model_validator(mode="after")
+    def _unique_attack_keys(self) -> "SweepConfig":
+        keys = [attack.key for attack in self.attacks]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"attacks: each attack may appear once, repeated: {duplicates}")
+        return self

@@ -62,7 +62,8 @@ class MlflowTrialCallback(tune.Callback):
         run_id = self.run_ids.get(trial.trial_id)
         if run_id is None:
             return
-        text = str(trial.get_error() or "unknown error")
+        error_file = Path(trial.error_file) if trial.error_file else None
+        text = error_file.read_text() if error_file and error_file.exists() else str(trial.get_error() or "unknown error")
         self.client.set_tag(run_id, "error", text.strip().splitlines()[-1][:5000])
         self.client.log_text(run_id, text, "error.txt")
         self.client.set_terminated(run_id, "FAILED")

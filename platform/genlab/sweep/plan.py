@@ -43,15 +43,17 @@ def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -
     return f"{attack}-{settings.label(steps)}-seed{seed}"
 
 
-def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSet, cache_dir: Path) -> PoisonSet:
-    """Return the attack's PoisonSet from the poison cache, crafting and caching it if absent."""
+def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, cache_dir: Path) -> PoisonSet:
+    """Return the attack's PoisonSet: imported sets are validated; crafted ones come from the cache or are crafted."""
+    if attack_cfg.name == "imported":
+        return craft_poisons(attack_cfg, train, cfg.seed)
     key = hashlib.sha256(json.dumps({"dataset": train.hash, "attack": attack_cfg.model_dump(mode="json"),
                                      "seed": cfg.seed}, sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir / f"{attack_cfg.name}-{key}.npz"
     if path.exists():
         return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
                                dataset_hash=train.hash, clean_images=train.images)
-    print(f"[genlab] crafting {attack_cfg.name} poisons")
+    print(f"[genlab] crafting {attack_cfg.key} poisons")
     poison = craft_poisons(attack_cfg, train, cfg.seed)
     poison.save(path)
     return poison

@@ -50,7 +50,7 @@ def run_sweep(cfg: SweepConfig, out_dir: Path) -> SweepResult:
     log_params(client, parent, params)
     try:
         init_ray(cfg.ray)
-        poisons = {a.name: poison_for(cfg, a, train, test, work_dir / "poisons") for a in cfg.attacks}
+        poisons = {a.key: poison_for(cfg, a, train, work_dir / "poisons") for a in cfg.attacks}
         for name, poison in poisons.items():
             client.log_dict(parent, poison.metadata(), f"poisons/{name}.json")
         sets = build_training_sets(cfg, train, poisons, out_dir)

@@ -86,7 +86,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
     generator = torch.Generator().manual_seed(seed)
     device = resolve_device(cfg.device)
     data = to_tensor(images, device)
-    targets = torch.from_numpy(labels).to(device)
+    targets = torch.tensor(labels, device=device)
     mean = data.mean(dim=(0, 2, 3)) / 255.0
     std = (data / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
     net = build_classifier(cfg.arch, in_channels=data.shape[1], num_classes=num_classes, width=cfg.width)

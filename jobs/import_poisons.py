@@ -1,0 +1,33 @@
+"""Import an externally crafted PoisonSet: validate it against the dataset and add it to the poison cache.
+
+    python jobs/import_poisons.py path/to/poisons.npz                 # dataset of conf/defense_sweep.yaml
+    python jobs/import_poisons.py path/to/poisons.npz --config conf/defense_sweep.yaml dataset.name=shapes
+The file pair (poisons.npz + poisons.json) must be in the PoisonSet format (DESIGN.md). Nothing in it is
+executed: arrays are read with allow_pickle=False, and any inconsistency (shape, dtype, NaN, index out of
+range, dataset hash, epsilon budget, a pickled object) refuses the file with the reason (exit 1).
+On success it prints the cached path, to use as `attacks: [{name: imported, path: <cached path>}]`.
+"""
+
+from pathlib import Path
+
+from genlab.attacks import load_poison_set
+from genlab.cli import parse_job_args, run_job
+from genlab.config import load_config
+from genlab.data import load_dataset
+from genlab.sweep.config import SweepConfig
+
+
+def main() -> int:
+    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/defense_sweep.yaml",
+                          extra=lambda p: p.add_argument("poison_path", type=Path, help="PoisonSet .npz file"))
+    cfg = load_config(SweepConfig, args.config, args.overrides)
+    train, _ = load_dataset(cfg.dataset)
+    poison = load_poison_set(args.poison_path, train_size=len(train), image_shape=train.shape,
+                             num_classes=len(train.classes), dataset_hash=train.hash, clean_images=train.images)
+    target = poison.save(Path(cfg.work_dir) / "poisons" / "imported" / f"{poison.attack}-{poison.hash[:16]}")
+    print(f"accepted {len(poison.base_indices)} {poison.kind} poisons ({poison.attack}); cached at {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main)

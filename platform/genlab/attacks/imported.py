@@ -1,0 +1,28 @@
+"""Externally crafted poisons, taken by reference: a PoisonSet file validated against the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from genlab.attacks.poisonset import PoisonSet, load_poison_set
+from genlab.config import StrictModel
+from genlab.data.imageset import ImageSet
+
+
+class ImportedPoisonConfig(StrictModel):
+    """A PoisonSet file (npz + JSON) crafted elsewhere; it is validated before use."""
+
+    name: Literal["imported"] = "imported"
+    path: str  # path of the PoisonSet .npz (its .json sidecar beside it)
+
+    @property
+    def key(self) -> str:
+        """Return the name this poison goes by in tables and run names."""
+        return f"imported-{Path(self.path).stem}"
+
+
+def load_imported(cfg: ImportedPoisonConfig, train: ImageSet, seed: int) -> PoisonSet:
+    """Return the validated PoisonSet at `cfg.path` (refused with the reason if inconsistent)."""
+    return load_poison_set(cfg.path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
+                           dataset_hash=train.hash, clean_images=train.images)
