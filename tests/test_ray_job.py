@@ -1,0 +1,59 @@
+"""`ray job submit` of the default sweep against a real `ray start --head` on 127.0.0.1."""
+
+import json
+import os
+import signal
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    dashboard = _free_port()
+    ray_temp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
+         "--dashboard-port", str(dashboard), "--port", str(_free_port()), "--temp-dir", ray_temp],
+        env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        address = f"http://127.0.0.1:{dashboard}"
+        deadline = time.time() + 120
+        while subprocess.run([str(BIN / "ray"), "job", "list", "--address", address], env=env,
+                             capture_output=True).returncode != 0:
+            assert time.time() < deadline and head.poll() is None, "the Ray head did not come up"
+            time.sleep(2)
+        job = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".", "--",
+             "python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
+             "purifiers=[{name: none}, {name: jpeg, quality: 50}]", f"work_dir={tmp_path / 'work'}"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        assert "succeeded" in job.stdout + job.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=120)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["trials"]
+    assert len(summary) == 4 and all(row["status"] == "FINISHED" for row in summary)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("defense-sweep").experiment_id])
+    assert sum("mlflow.parentRunId" in r.data.tags for r in runs) == 4
+    assert (tmp_path / "mlartifacts").is_dir()  # artifacts beside the store, not in the job's temp working dir
