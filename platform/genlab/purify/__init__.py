@@ -13,8 +13,10 @@ from pydantic import Field
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.purify.baselines import (GaussianNoisePurifier, GaussianNoiseSettings, IdentityPurifier, JpegPurifier,
                                      JpegSettings, NoneSettings)
+from genlab.purify.ebm import EbmPurifier, EbmSettings
 
-PurifierConfig = Annotated[Union[NoneSettings, JpegSettings, GaussianNoiseSettings], Field(discriminator="name")]
+PurifierConfig = Annotated[Union[NoneSettings, JpegSettings, GaussianNoiseSettings, EbmSettings],
+                           Field(discriminator="name")]
 
 
 def build_purifier(settings: PurifierSettings, *, seed: int) -> Purifier:
@@ -23,6 +25,8 @@ def build_purifier(settings: PurifierSettings, *, seed: int) -> Purifier:
         return JpegPurifier(settings.quality)
     if isinstance(settings, GaussianNoiseSettings):
         return GaussianNoisePurifier(settings.sigma, seed)
+    if isinstance(settings, EbmSettings):
+        return EbmPurifier(settings, seed)
     return IdentityPurifier()
 
 
