@@ -5,6 +5,8 @@ Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/defense_sweep.py --out out/sweep classifier.epochs=5 seeds=[0,1]
 On a Ray cluster (head started with `ray start --head --dashboard-host 127.0.0.1`):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/defense_sweep.py
+After a killed driver, finish the same sweep (finished trials are kept, not rerun):
+    python jobs/defense_sweep.py --resume
 Then look at the runs:
     mlflow ui --backend-store-uri sqlite:///mlflow.db
 Exit codes: 0 all trials finished, 1 a trial failed, 2 bad config.
@@ -15,13 +17,18 @@ from pathlib import Path
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.runner import run_sweep
+from genlab.sweep.runner import load_resume_state, run_sweep
 
 
 def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/defense_sweep.yaml")
+    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/defense_sweep.yaml",
+                          extra=lambda p: p.add_argument("--resume", action="store_true",
+                                                         help="finish the latest sweep of this config's experiment"))
     cfg = load_config(SweepConfig, args.config, args.overrides)
-    result = run_sweep(cfg, args.out or Path("out/defense_sweep"))
+    state = None
+    if args.resume:
+        cfg, state = load_resume_state(cfg.work_dir, cfg.experiment)
+    result = run_sweep(cfg, args.out or Path("out/defense_sweep"), resume_state=state)
     return 0 if result.all_finished else 1
 
 

@@ -3,7 +3,9 @@
 The driver is the only MLflow writer (one sqlite writer, and on a cluster the only process
 that needs the tracking server): a child run per trial under the sweep's parent run, the
 trial's params, its per-epoch metrics, its sample grid, and its end state (FINISHED, or
-FAILED with the error text as the `error` tag and `error.txt`).
+FAILED with the error text as the `error` tag and `error.txt`). Runs are keyed by trial
+name (`genlab.trial_name` tag), so a resumed sweep finds the runs of its first attempt:
+finished ones are kept as they are, unfinished ones are replaced, and no trial ends with two.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ray import tune
 from genlab.tracking import log_params, start_child_run
 
 METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s")
+TRIAL_TAG = "genlab.trial_name"
 
 
 class MlflowTrialCallback(tune.Callback):
@@ -27,39 +30,58 @@ class MlflowTrialCallback(tune.Callback):
                  params: dict[str, str], grids: dict[str, Path]) -> None:
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.tags, self.params, self.grids = tags, params, grids
-        self.run_ids: dict[str, str] = {}  # trial id -> MLflow run id
+        self.run_ids: dict[str, str] = {}  # trial name -> MLflow run id of this attempt
         self.final: dict[str, dict[str, Any]] = {}  # trial name -> last reported metrics (as logged)
-        self.finished: set[str] = set()  # names of trials that completed
+        self.finished: set[str] = set()  # names of trials that completed (in this or an earlier attempt)
+        self.stale: dict[str, str] = {}  # trial name -> unfinished run of an earlier attempt
+        for run in self.client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
+            name = run.data.tags.get(TRIAL_TAG)
+            if run.info.status == "FINISHED" and name:
+                self.finished.add(name)
+                self.final[name] = {k: v for k, v in run.data.metrics.items() if k in METRICS}
+            elif name:
+                self.stale[name] = run.info.run_id
 
     @property
     def client(self) -> MlflowClient:
         return MlflowClient(self.tracking_uri)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.run_ids:
-            return
         spec = trial.config["spec"]
+        name = spec["name"]
+        if name in self.finished or name in self.run_ids:
+            return
+        if name in self.stale:
+            self.client.delete_run(self.stale.pop(name))
         run_id = start_child_run(self.client, experiment=self.experiment_id, parent_run_id=self.parent_run_id,
-                                 run_name=spec["name"], tags={**self.tags, "genlab.trial_id": trial.trial_id})
-        self.run_ids[trial.trial_id] = run_id
+                                 run_name=name, tags={**self.tags, TRIAL_TAG: name})
+        self.run_ids[name] = run_id
         trial_params = {"attack": spec["attack"], "purifier": spec["purifier"], "seed": str(spec["seed"]),
                         **{f"purifier_params.{k}": str(v) for k, v in spec["purifier_params"].items()}}
         log_params(self.client, run_id, {**self.params, **trial_params})
         self.client.log_artifact(run_id, str(self.grids[spec["data_key"]]), "samples")
 
+    def _active_run(self, trial: Any) -> str | None:
+        name = trial.config["spec"]["name"]
+        return None if name in self.finished else self.run_ids.get(name)
+
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        run_id = self.run_ids[trial.trial_id]
+        run_id = self._active_run(trial)
+        if run_id is None:
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         metrics = [Metric(key, float(result[key]), 0, step) for key in METRICS if key in result]
         self.client.log_batch(run_id, metrics=metrics)
         self.final[trial.config["spec"]["name"]] = {key: result[key] for key in METRICS if key in result}
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.client.set_terminated(self.run_ids[trial.trial_id], "FINISHED")
-        self.finished.add(trial.config["spec"]["name"])
+        run_id = self._active_run(trial)
+        if run_id is not None:
+            self.client.set_terminated(run_id, "FINISHED")
+            self.finished.add(trial.config["spec"]["name"])
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self.run_ids.get(trial.trial_id)
+        run_id = self._active_run(trial)
         if run_id is None:
             return
         error_file = Path(trial.error_file) if trial.error_file else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
 COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
            "purify_images_per_s", "status")
@@ -36,10 +39,46 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Return the results as a markdown table."""
+def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float | None]:
+    """Return (mean, half-width of the Student-t confidence interval); the half-width is None for n < 2."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, None
+    sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return mean, float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sem)
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one row per (attack, purifier setting) over its finished seeds: means and 95% CI half-widths."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("natural_accuracy") is not None:
+            key = (row["attack"], row["purifier"], _cell(row, "purifier_params"))
+            groups.setdefault(key, []).append(row)
+    out = []
+    for members in groups.values():
+        entry = {k: members[0][k] for k in ("attack", "purifier", "purifier_params", "purify_images_per_s")}
+        entry["seeds"] = len(members)
+        for metric in ("natural_accuracy", "poison_success_rate"):
+            entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean_ci([m[metric] for m in members])
+        out.append(entry)
+    return out
+
+
+def _mean_cell(entry: dict[str, Any], metric: str) -> str:
+    ci = entry[f"{metric}_ci95"]
+    return f"{entry[f'{metric}_mean']:.4f}" + ("" if ci is None else f" ± {ci:.4f}")
+
+
+def markdown_table(rows: list[dict[str, Any]], aggregates: list[dict[str, Any]]) -> str:
+    """Return the per-trial results and the per-setting means (95% CI over seeds) as markdown tables."""
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
-    return head + "".join("| " + " | ".join(_cell(row, c) for c in COLUMNS) + " |\n" for row in rows)
+    trials = head + "".join("| " + " | ".join(_cell(row, c) for c in COLUMNS) + " |\n" for row in rows)
+    means = ("| attack | purifier | purifier_params | seeds | natural_accuracy | poison_success_rate |\n"
+             "|---|---|---|---|---|---|\n" + "".join(
+                 f"| {e['attack']} | {e['purifier']} | {_cell(e, 'purifier_params')} | {e['seeds']} | "
+                 f"{_mean_cell(e, 'natural_accuracy')} | {_mean_cell(e, 'poison_success_rate')} |\n" for e in aggregates))
+    return f"## Trials\n\n{trials}\n## Means over seeds (95% CI)\n\n{means}"
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -1,24 +1,32 @@
-"""Run a defense sweep end to end: data, poisons, Ray Data purification, Ray Tune trials, MLflow."""
+"""Run a defense sweep end to end: data, poisons, Ray Data purification, Ray Tune trials, MLflow.
+
+A sweep records `<work_dir>/sweeps/<experiment>.json` (its config, parent run and Tune path)
+before the trials start, so `--resume` after a killed driver restores the Tune experiment
+(`Tuner.restore`), keeps every trial that finished (MLflow is the record) and reruns only
+the others, under the same parent run.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from genlab.config import validate
 from genlab.data import load_dataset
+from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic, write_text_atomic
 from genlab.runtime import init_ray
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.mlflow_callback import MlflowTrialCallback
 from genlab.sweep.plan import build_training_sets, poison_for, trial_name
-from genlab.sweep.report import format_table, markdown_table, pareto_plot, write_csv
+from genlab.sweep.report import aggregate, format_table, markdown_table, pareto_plot, write_csv
 from genlab.sweep.trainable import defense_trial
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
 
@@ -32,7 +40,21 @@ class SweepResult:
     all_finished: bool
 
 
-def run_sweep(cfg: SweepConfig, out_dir: Path) -> SweepResult:
+def state_path(work_dir: str | Path, experiment: str) -> Path:
+    """Return the file recording the latest sweep of `experiment` (for `--resume`)."""
+    return Path(work_dir).resolve() / "sweeps" / f"{experiment}.json"
+
+
+def load_resume_state(work_dir: str | Path, experiment: str) -> tuple[SweepConfig, dict[str, Any]]:
+    """Return (config, state) of the latest sweep to resume; ConfigError if there is none."""
+    path = state_path(work_dir, experiment)
+    if not path.is_file():
+        raise ConfigError(f"nothing to resume: {path} does not exist (run the sweep without --resume first)")
+    state = json.loads(path.read_text())
+    return validate(SweepConfig, state["config"]), state
+
+
+def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] | None = None) -> SweepResult:
     """Run every (attack, purifier setting, seed) trial; write reports to `out_dir` and MLflow."""
     out_dir = Path(out_dir).resolve()
     work_dir = Path(cfg.work_dir).resolve()
@@ -44,10 +66,19 @@ def run_sweep(cfg: SweepConfig, out_dir: Path) -> SweepResult:
     client = MlflowClient(uri)
     exp_id = experiment_id(cfg.experiment)
     tags = standard_tags(dataset_hash=train.hash, seed=cfg.seed)
-    parent = client.create_run(exp_id, run_name=f"sweep-{cfg.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                               tags=tags).info.run_id
     params = params_for(cfg)
-    log_params(client, parent, params)
+    if resume_state is None:
+        parent = client.create_run(exp_id, run_name=f"sweep-{cfg.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                   tags=tags).info.run_id
+        log_params(client, parent, params)
+        tune_path = str(Path(cfg.tune.storage_path or work_dir / "ray_results").resolve()
+                        / f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
+        write_json_atomic(state_path(work_dir, cfg.experiment), {"config": cfg.model_dump(mode="json"),
+                                                                 "parent_run_id": parent, "tune_path": tune_path})
+    else:
+        parent, tune_path = resume_state["parent_run_id"], resume_state["tune_path"]
+        client.update_run(parent, status="RUNNING")
+        print(f"[genlab] resuming sweep {parent} from {tune_path}")
     try:
         init_ray(cfg.ray)
         poisons = {a.key: poison_for(cfg, a, train, work_dir / "poisons") for a in cfg.attacks}
@@ -60,17 +91,8 @@ def run_sweep(cfg: SweepConfig, out_dir: Path) -> SweepResult:
                   "purify_images_per_s": s.purify_images_per_s} for s in sets for seed in cfg.seeds]
         callback = MlflowTrialCallback(tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, tags=tags,
                                        params=params, grids={s.key: s.grid_path for s in sets})
-        _run_tune(cfg, specs, refs, test, poisons, callback, work_dir)
-        rows = []
-        for spec in specs:
-            finished = spec["name"] in callback.finished
-            final = callback.final.get(spec["name"], {})
-            rows.append({"attack": spec["attack"], "purifier": spec["purifier"],
-                         "purifier_params": spec["purifier_params"], "seed": spec["seed"],
-                         "natural_accuracy": final.get("natural_accuracy") if finished else None,
-                         "poison_success_rate": final.get("poison_success_rate") if finished else None,
-                         "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
-                         "status": "FINISHED" if finished else "FAILED"})
+        _run_tune(cfg, specs, refs, test, poisons, callback, tune_path)
+        rows = [_row(spec, callback) for spec in specs]
         all_finished = all(row["status"] == "FINISHED" for row in rows)
         _write_reports(client, parent, rows, out_dir)
         client.set_terminated(parent, "FINISHED" if all_finished else "FAILED")
@@ -84,28 +106,46 @@ def run_sweep(cfg: SweepConfig, out_dir: Path) -> SweepResult:
     return SweepResult(rows, parent, all_finished)
 
 
+def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
+    """Return the summary row of one trial, with the metrics exactly as logged to MLflow."""
+    finished = spec["name"] in callback.finished
+    final = callback.final.get(spec["name"], {}) if finished else {}
+    return {"attack": spec["attack"], "purifier": spec["purifier"], "purifier_params": spec["purifier_params"],
+            "seed": spec["seed"], "natural_accuracy": final.get("natural_accuracy"),
+            "poison_success_rate": final.get("poison_success_rate"),
+            "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
+            "status": "FINISHED" if finished else "FAILED"}
+
+
 def _run_tune(cfg: SweepConfig, specs: list[dict[str, Any]], refs: dict[str, Any], test: Any, poisons: dict[str, Any],
-              callback: MlflowTrialCallback, work_dir: Path) -> None:
-    """Run one Tune trial per spec (a grid over the specs); the callback records the outcomes."""
+              callback: MlflowTrialCallback, tune_path: str) -> None:
+    """Run one Tune trial per spec (a grid over the specs), or restore an interrupted run of them."""
     trainable = tune.with_parameters(
         defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
-        fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial))
+        fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
+        finished=frozenset(callback.finished))
     trainable = tune.with_resources(trainable, {"cpu": cfg.tune.cpus_per_trial, "gpu": cfg.tune.gpus_per_trial})
-    storage = cfg.tune.storage_path or str(work_dir / "ray_results")
-    tuner = tune.Tuner(
-        trainable, param_space={"spec": tune.grid_search(specs)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.tune.max_concurrent_trials),
-        run_config=tune.RunConfig(name=f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=storage,
-                                  callbacks=[callback], verbose=1,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures)))
+    run_config = tune.RunConfig(name=Path(tune_path).name, storage_path=str(Path(tune_path).parent),
+                                callbacks=[callback], verbose=1,
+                                failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures))
+    if tune.Tuner.can_restore(tune_path):
+        tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, restart_errored=True)
+        # Tune pickled the first attempt's callback with the experiment; use the fresh one, which
+        # knows from MLflow which trials already finished.
+        tuner._local_tuner.get_run_config().callbacks = [callback]
+    else:
+        tuner = tune.Tuner(trainable, param_space={"spec": tune.grid_search(specs)},
+                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.tune.max_concurrent_trials),
+                           run_config=run_config)
     tuner.fit()
 
 
 def _write_reports(client: MlflowClient, parent: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
     """Write summary.json, results CSV/markdown and the Pareto plot; log them to the parent run."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "summary.json", {"trials": rows})
-    write_text_atomic(out_dir / "results.md", markdown_table(rows))
+    aggregates = aggregate(rows)
+    write_json_atomic(out_dir / "summary.json", {"trials": rows, "aggregates": aggregates})
+    write_text_atomic(out_dir / "results.md", markdown_table(rows, aggregates))
     for path in (write_csv(rows, out_dir / "results.csv"), out_dir / "results.md", out_dir / "summary.json",
                  pareto_plot(rows, out_dir / "pareto.png")):
         client.log_artifact(parent, str(path), "report")

@@ -20,14 +20,17 @@ class InjectedFault(RuntimeError):
 
 def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test: ImageSet,
                   poisons: dict[str, PoisonSet], classifier: dict[str, Any], fail_matching: list[str],
-                  num_threads: int) -> None:
+                  num_threads: int, finished: frozenset[str] = frozenset()) -> None:
     """Train a classifier for trial `config` and `tune.report` metrics after every epoch.
 
     `config["spec"]` holds `name`, `data_key`, `attack`, `seed`, `purify_images_per_s`; `training_sets`
     maps data keys to object refs of `(images, labels)`. Metrics: `epoch`, `train_loss`,
-    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]).
+    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]). A trial named in `finished`
+    (done by an earlier attempt of a resumed sweep, per MLflow) returns at once without training.
     """
     config = config["spec"]
+    if config["name"] in finished:
+        return
     torch.set_num_threads(max(1, num_threads))
     if any(pattern in config["name"] for pattern in fail_matching):
         raise InjectedFault(f"fault injected into trial {config['name']} (faults.fail_trials_matching)")
