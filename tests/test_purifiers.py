@@ -51,3 +51,12 @@ def test_cache_hit_skips_the_stage(ray_session, digits, tmp_path):
     assert np.array_equal(first.by_steps[0], second.by_steps[0])
     assert second.images_per_s == pytest.approx(first.images_per_s)
     assert not list(tmp_path.glob(".*"))  # no temp dirs left behind
+
+
+def test_stage_survives_a_killed_actor_with_every_row_once(ray_session, digits):
+    images, labels = digits[0].images[:256], digits[0].labels[:256]
+    rows = np.arange(256)
+    settings = GaussianNoiseSettings(sigma=8.0)
+    stage = PurificationStageConfig(num_actors=2, batch_size=32, crash_one_actor=True)
+    staged = run_stage(images, labels, rows, settings, 1, stage)  # raises if a row is missing or repeated
+    assert np.array_equal(staged.by_steps[0], build_purifier(settings, seed=1).purify(images, rows)[0])

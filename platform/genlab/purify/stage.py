@@ -9,6 +9,8 @@ actor pool holds on small machines (Ray Data CPU starvation, ray#44687).
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from typing import Any
 
@@ -31,19 +33,24 @@ class PurificationStageConfig(StrictModel):
     num_cpus_per_actor: float = Field(1.0, gt=0)  # CPUs each actor reserves (torch threads = this, at least 1)
     num_gpus_per_actor: float = Field(0.0, ge=0)  # GPUs per actor; fractional values share a GPU
     batch_size: int = Field(128, ge=1)  # rows per map_batches call
+    crash_one_actor: bool = False  # fault injection: one actor process dies on its first batch (recovery test)
 
 
 class PurifierActor:
     """Ray Data callable class: one purifier per actor, numpy dict batches in and out."""
 
-    def __init__(self, settings: dict[str, Any], seed: int, num_threads: int) -> None:
+    def __init__(self, settings: dict[str, Any], seed: int, num_threads: int, crash_marker: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(max(1, num_threads))
         self.purifier = build_purifier(TypeAdapter(PurifierConfig).validate_python(settings), seed=seed)
+        self.crash_marker = crash_marker
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the batch's rows once per step count, with a `steps` column."""
+        if self.crash_marker is not None and not os.path.exists(self.crash_marker):
+            open(self.crash_marker, "w").close()
+            os._exit(1)  # the process dies mid-stage, as a preempted node would
         by_steps = self.purifier.purify(np.asarray(batch["image"]), np.asarray(batch["row_id"]))
         steps = sorted(by_steps)
         count = len(batch["row_id"])
@@ -66,10 +73,11 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
               stage: PurificationStageConfig) -> PurifiedImages:
     """Purify rows through the actor pool; return them aligned with `row_ids`, with measured images/s."""
     dataset = images_to_ray_dataset(images, labels, row_ids, num_blocks=4 * stage.num_actors)
+    marker = os.path.join(tempfile.mkdtemp(prefix="genlab-crash-"), "crashed") if stage.crash_one_actor else None
     start = time.perf_counter()
     purified = dataset.map_batches(
         PurifierActor, fn_constructor_kwargs={"settings": settings.model_dump(mode="json"), "seed": seed,
-                                              "num_threads": int(stage.num_cpus_per_actor)},
+                                              "num_threads": int(stage.num_cpus_per_actor), "crash_marker": marker},
         batch_size=stage.batch_size, compute=ray.data.ActorPoolStrategy(size=stage.num_actors),
         num_cpus=stage.num_cpus_per_actor, num_gpus=stage.num_gpus_per_actor or None)
     chunks = list(purified.iter_batches(batch_size=None, batch_format="numpy"))
@@ -83,7 +91,7 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
         mask = out_steps == step
         aligned = np.empty_like(images)
         order = np.fromiter((position[int(r)] for r in out_rows[mask]), dtype=np.int64, count=int(mask.sum()))
-        if len(np.unique(order)) != len(row_ids):
+        if len(order) != len(row_ids) or len(np.unique(order)) != len(row_ids):
             raise RuntimeError(f"purification stage returned {len(order)} rows for {len(row_ids)} inputs at steps={step}")
         aligned[order] = out_images[mask]
         by_steps[int(step)] = aligned
