@@ -21,6 +21,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from genlab.checkpoints import load_checkpoint, load_state_into, read_checkpoint_index, resolve_registered_checkpoint
+from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.base import Purifier, PurifierSettings
@@ -116,9 +117,8 @@ class EbmPurifier(Purifier):
         out = {t: np.empty_like(images) for t in steps}
         for start in range(0, len(images), self.settings.batch_size):
             batch = images[start:start + self.settings.batch_size]
-            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            chain = self.sampler.run(x, steps=steps, seed=self.seed, row_ids=row_ids[start:start + len(batch)])
+            chain = self.sampler.run(to_unit_range(batch, self.device), steps=steps, seed=self.seed,
+                                     row_ids=row_ids[start:start + len(batch)])
             for t, x_t in chain.snapshots.items():
-                pixels = ((x_t + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
-                out[t][start:start + len(batch)] = pixels.permute(0, 2, 3, 1).cpu().numpy()
+                out[t][start:start + len(batch)] = to_pixels(x_t)
         return out

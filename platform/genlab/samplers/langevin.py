@@ -127,7 +127,7 @@ class LangevinSampler:
             raise ValueError(f"Langevin step counts must be >= 0, got {steps}")
         device = self.device
         x = x0.detach().to(device=device, dtype=torch.float32)
-        keys = _row_keys(seed, torch.as_tensor(np.asarray(row_ids), dtype=torch.int64, device=device))
+        keys = _row_keys(seed, torch.as_tensor(np.ascontiguousarray(row_ids), dtype=torch.int64, device=device))
         if keys.shape != (len(x),):
             raise ValueError(f"need one row id per image: {tuple(keys.shape)} ids for {len(x)} images")
         drift_scale = self.step_size ** 2 / 2

@@ -231,12 +231,12 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
 
 
 def _checkpoint(out_dir: Path, cfg: EbmTrainConfig, state: TrainState, run_id: str) -> Path:
-    """Save `step-NNNNNNN`, point `LATEST` at it, then delete older step checkpoints."""
+    """Save `step-NNNNNNN`, point `LATEST` at it, then delete older step checkpoints and stale temp dirs."""
     root = out_dir / "checkpoints"
     name = f"step-{state.step:07d}"
     save_state(root / name, cfg, state, run_id)
     write_text_atomic(root / "LATEST", name + "\n")
-    for old in root.glob("step-*"):
+    for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # older steps; temp dirs of killed writers
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return root / name
