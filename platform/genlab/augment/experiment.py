@@ -129,7 +129,7 @@ def _train_lavae(run: _Run, pair: tuple[str, str]) -> LatentAugmentPipeline:
                       generator=seeded_generator(run.cfg.seed, tag, "autoencoder"), on_epoch=run.recorder(f"{tag}.autoencoder"))
     run.log(f"{tag}: stage 2, latent maps, {training.latent_maps.epochs} epochs")
     train_latent_maps(vae, maps, data, training.latent_maps, involution_weight=training.involution_weight,
-                      compose_weight=training.compose_weight, generator=seeded_generator(run.cfg.seed, tag, "maps"),
+                      involution_warmup_epochs=training.involution_warmup_epochs, compose_weight=training.compose_weight, generator=seeded_generator(run.cfg.seed, tag, "maps"),
                       on_epoch=run.recorder(f"{tag}.latent_maps"))
     return LatentAugmentPipeline(vae, maps)
 

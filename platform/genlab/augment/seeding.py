@@ -8,8 +8,8 @@ import torch
 
 
 def derive_seed(seed: int, *labels: str) -> int:
-    """Return a non-negative 63-bit seed from `seed` and the labels (the same in every process)."""
-    return (seed * 2**32 + zlib.crc32("|".join(labels).encode())) % 2**63
+    """Return a 32-bit seed (torch's CPU generator keeps only 32 bits) from `seed` and the labels, stable across processes."""
+    return zlib.crc32("|".join([str(seed), *labels]).encode())
 
 
 def seeded_generator(seed: int, *labels: str) -> torch.Generator:

@@ -2,7 +2,7 @@
 
 1. `train_autoencoder`  (ED): a VAE on the union of x, a1(x), a2(x): BCE_sum + lambda_KL KL.
 2. `train_latent_maps`  (LA): encoder and decoder frozen; only the L_a train, on
-   sum_a MSE(z_orig L_a, z_a) + lambda_inv sum_{a involutive} ||I - L_a^2||_F^2
+   sum_a MSE(z_orig L_a, z_a) + lambda_inv sum_{a involutive} ||I - L_a^2||_F^2 (lambda_inv ramped up)
    (+ lambda_comp MSE(z_orig L_1 L_2, z_compose), 0 by default: composition is not trained).
 3. `train_transfer_head`: encoder and maps frozen; a fresh decoder head learns the four
    targets of a new pair (b1, b2) from z, z L_1, z L_2, z L_1 L_2 (z = mu).
@@ -32,7 +32,7 @@ from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-StepLosses = Callable[[torch.Tensor], dict[str, torch.Tensor]]
+StepLosses = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (batch indices, epoch) -> named losses
 
 
 class StageConfig(StrictModel):
@@ -52,20 +52,21 @@ class TrainingConfig(StrictModel):
     cvae: StageConfig = Field(default_factory=lambda: StageConfig(epochs=20))  # the CVAE baseline
     kl_weight: float = Field(1.0, ge=0)  # lambda_KL of stage 1 and the CVAE (the code's effective 1, not its unused 5)
     involution_weight: float = Field(4.0, ge=0)  # lambda_inv on ||I - L_a^2||_F^2, involutive a only (slides: 1)
+    involution_warmup_epochs: int = Field(50, ge=0)  # stage-2 epochs over which lambda_inv ramps up from 0 (code: 0)
     compose_weight: float = Field(0.0, ge=0)  # lambda_comp on MSE(z L1 L2, z_compose); 0 = composition untrained
     compose_in_autoencoder: bool = False  # stage 1 also sees a2(a1(x)) (the LAVAE code does; off keeps it unseen)
 
 
 def _run_epochs(stage: StageConfig, params: Iterable[torch.nn.Parameter], size: int, step_losses: StepLosses, *,
                 generator: torch.Generator, on_epoch: Optional[EpochCallback], what: str) -> None:
-    """Minimise `step_losses(batch_indices)["loss"]` over shuffled minibatches of range(size) for stage.epochs."""
+    """Minimise `step_losses(batch_indices, epoch)["loss"]` over shuffled minibatches of range(size), stage.epochs times."""
     optimizer = AdaBelief(params, lr=stage.lr)
     for epoch in range(1, stage.epochs + 1):
         order = torch.randperm(size, generator=generator)
         sums: dict[str, float] = defaultdict(float)
         for start in range(0, size, stage.batch_size):
             index = order[start:start + stage.batch_size]
-            losses = step_losses(index)
+            losses = step_losses(index, epoch)
             if not torch.isfinite(losses["loss"]):
                 raise TrainingDivergedError(f"{what} loss is {losses['loss'].item()} at epoch {epoch}; lower its lr")
             optimizer.zero_grad(set_to_none=True)
@@ -87,7 +88,7 @@ def train_autoencoder(vae: LatentAugmentVAE, images: torch.Tensor, stage: StageC
     device = _device_of(vae)
     vae.train()
 
-    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(index: torch.Tensor, _epoch: int) -> dict[str, torch.Tensor]:
         batch = images[index].to(device)
         mu, logvar = vae.encode(batch)
         bce = bce_per_image(vae.decode(sample_latent(mu, logvar, generator)), batch).mean()
@@ -100,9 +101,14 @@ def train_autoencoder(vae: LatentAugmentVAE, images: torch.Tensor, stage: StageC
 
 
 def train_latent_maps(vae: LatentAugmentVAE, maps: LatentMaps, data: PairedSet, stage: StageConfig, *,
-                      involution_weight: float, compose_weight: float, generator: torch.Generator,
+                      involution_weight: float, involution_warmup_epochs: int, compose_weight: float,
+                      generator: torch.Generator,
                       on_epoch: Optional[EpochCallback] = None) -> None:
     """Stage 2: fit L_a1, L_a2 on reparameterised codes of the frozen encoder (latent MSE per dimension).
+
+    The involution weight ramps linearly from 0 to `involution_weight` over the first
+    `involution_warmup_epochs` epochs, so the maps first fit the data and then settle on the
+    nearest involution rather than on whichever one the random init was closest to.
 
     Logged: `latent_mse` (sum over the two maps), `involution` (sum of ||I - L_a^2||_F^2 over the
     involutive maps, the penalised term), `compose_mse` when lambda_comp > 0.
@@ -115,12 +121,12 @@ def train_latent_maps(vae: LatentAugmentVAE, maps: LatentMaps, data: PairedSet, 
     involutive = [name for name in data.pair if is_involutive(name)]
     zero = torch.zeros((), device=_device_of(vae))
 
-    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(index: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
         z = {key: sample_latent(mu[index], logvar[index], generator) for key, (mu, logvar) in posteriors.items()}
         latent_mse = sum(F.mse_loss(maps(z["orig"], [name]), z[name]) for name in data.pair)
         involution = sum((maps.involution_error(name) ** 2 for name in involutive), zero)
         losses = {"latent_mse": latent_mse, "involution": involution}
-        loss = latent_mse + involution_weight * involution
+        loss = latent_mse + involution_weight * min(1.0, epoch / max(1, involution_warmup_epochs)) * involution
         if compose_weight > 0:
             losses["compose_mse"] = F.mse_loss(maps(z["orig"], data.pair), z["compose"])
             loss = loss + compose_weight * losses["compose_mse"]
@@ -145,7 +151,7 @@ def train_transfer_head(vae: LatentAugmentVAE, maps: LatentMaps, head: int, data
     targets = [data.orig, data.first, data.second, data.compose]
     decoder = vae.decoders[head].train()
 
-    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(index: torch.Tensor, _epoch: int) -> dict[str, torch.Tensor]:
         bce = sum(bce_per_image(decoder(code[index]), target[index].to(code.device)).mean()
                   for code, target in zip(codes, targets))
         return {"loss": bce}
@@ -162,7 +168,7 @@ def train_cvae(cvae: ConditionalVAE, data: PairedSet, stage: StageConfig, *, kl_
     targets = [data.orig, data.first, data.second]
     cvae.train()
 
-    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+    def step(index: torch.Tensor, _epoch: int) -> dict[str, torch.Tensor]:
         n = len(index)
         inputs = data.orig[index].to(device).repeat(len(targets), 1, 1, 1)
         wanted = torch.cat([target[index] for target in targets]).to(device)
