@@ -209,6 +209,24 @@ def test_configs_load_and_settings_validate():
         EbmPurifier(settings, seed=0)
 
 
+@pytest.mark.parametrize("switch,registered", [
+    ("poison={name: blend, epsilon: 32}", "genlab-ebm-digits-poisoned-blend"),
+    ("train_dataset={name: shapes, image_size: 32, samples_per_class: 10}", "genlab-ebm-shapes"),
+])
+def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
+    tiny = ["iterations=2", "model.nf=4", "batch_size=4", "bank_size=8", "langevin_steps=2", "log_every=1",
+            "checkpoint_every=1", "purify_steps=2", "grid_size=2", "device=cpu"]
+    job = importlib.util.module_from_spec(spec := importlib.util.spec_from_file_location("job", REPO / "jobs" / "train_ebm.py"))
+    spec.loader.exec_module(job)
+    monkeypatch.setattr(sys, "argv", ["train_ebm.py", "--config", str(REPO / "conf" / "train_ebm.yaml"),
+                                      "--out", str(tmp_path / "out"), *tiny, switch])
+    assert job.main() == 0
+    printed = capsys.readouterr().out
+    assert f"registered {registered} version 1" in printed
+    assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits
+    assert load_ebm(tmp_path / "out" / "model").config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
+
+
 # ---------------------------------------------------------------- the training job (slow)
 
 
