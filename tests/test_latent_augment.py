@@ -8,13 +8,14 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
 from genlab.augment.augmentations import AUGMENTATIONS, augment, is_involutive
 from genlab.augment.config import LatentAugmentConfig
-from genlab.augment.data import load_images, paired_set, to_unit_tensor
+from genlab.augment.data import AugmentDataConfig, load_images, paired_set, to_unit_tensor
 from genlab.augment.experiment import SUMMARY_KEYS
 from genlab.augment.latent_maps import LatentMaps
 from genlab.augment.metrics import per_target_bce
@@ -54,6 +55,20 @@ def test_exactly_the_flagged_augmentations_are_involutions(images):
     assert torch.equal(augment(augment(images, "rotate_cw", generator), "rotate_ccw", generator), images)
     flips = paired_set(images, ("flip_lr", "flip_ud"), seed=0, split="test")
     assert torch.equal(flips.compose, augment(images, "rotate180", generator))
+
+
+def test_mnist_loads_from_a_local_torchvision_copy(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 40), ("t10k", 20)):
+        header = np.array([0x803, n, 28, 28], dtype=">i4").tobytes()
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(header + rng.integers(0, 256, (n, 28, 28), np.uint8).tobytes())
+        labels = np.array([0x801, n], dtype=">i4").tobytes() + (np.arange(n) % 10).astype(np.uint8).tobytes()
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(labels)
+    train, test = load_images(AugmentDataConfig(name="mnist", root=str(tmp_path), max_train=32))
+    assert train.images.shape == (32, 28, 28, 1) and test.images.shape == (20, 28, 28, 1)
+    assert train.labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
 
 
 def test_latent_maps_apply_in_order_and_measure_involution():

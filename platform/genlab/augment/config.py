@@ -27,7 +27,8 @@ class SweepSettings(StrictModel):
     """A grid over config keys, one Ray Tune trial per combination; an empty grid runs once without Ray."""
 
     grid: dict[str, list[Any]] = Field(default_factory=dict)  # dotted key -> values, e.g. {model.latent_dim: [4, 8]}
-    metric: Literal["latent_map_bce", "compose_bce_lavae", "involution_error_flips"] = "compose_bce_lavae"  # picks the best trial (lower is better)
+    # summary key that picks the best trial (lower is better)
+    metric: Literal["latent_map_bce", "compose_bce_lavae", "involution_error_flips"] = "compose_bce_lavae"
     max_concurrent_trials: int = Field(2, ge=1)  # trials running at once
     cpus_per_trial: float = Field(1.0, gt=0)  # CPUs each trial reserves (torch threads = this, at least 1)
     gpus_per_trial: float = Field(0.0, ge=0)  # GPUs each trial reserves
@@ -49,7 +50,7 @@ class LatentAugmentConfig(StrictModel):
     experiment: str = "latent-augment"  # MLflow experiment
     seed: int = Field(0, ge=0)  # seeds weights, augmentation parameters, minibatch order and latent samples
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto (cuda when present), cpu or cuda
-    threads: int = Field(1, ge=1)  # torch CPU threads of a run without a sweep (more than the free cores slows it badly)
+    threads: int = Field(1, ge=1)  # torch CPU threads without a sweep (more than the free cores slows it badly)
     data: AugmentDataConfig = Field(default_factory=AugmentDataConfig)
     model: NetworkSize = Field(default_factory=NetworkSize)  # network width; the image side comes from the data
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -45,20 +45,24 @@ class AugmentDataConfig(StrictModel):
 def load_mnist(root: str | Path) -> tuple[ImageSet, ImageSet]:
     """Return MNIST (train 60k, test 10k) as uint8 [N,28,28,1] ImageSets from a local torchvision copy.
 
-    Raises `DatasetMissingError` naming the expected files when `root/MNIST/raw` lacks them.
+    Raises `DatasetMissingError` naming the expected files when `root/MNIST/raw` lacks them or
+    they cannot be read.
     """
     from torchvision.datasets import MNIST
 
     raw = Path(root) / "MNIST" / "raw"
-    missing = [name for name in MNIST_FILES if not (raw / name).exists() and not (raw / f"{name}.gz").exists()]
+    missing = [name for name in MNIST_FILES if not (raw / name).is_file()]
     if missing:
-        raise DatasetMissingError(f"MNIST not found at {raw}: put {', '.join(MNIST_FILES)} (or their .gz) there "
-                                  f"(torchvision's MNIST layout), or set data.root")
+        raise DatasetMissingError(f"MNIST not found at {raw}: missing {', '.join(missing)} (torchvision's layout; "
+                                  f"gunzip the .gz downloads there, or set data.root)")
     parts = []
     for train in (True, False):
-        dataset = MNIST(str(root), train=train, download=False)
-        parts.append(ImageSet(dataset.data.numpy()[..., None].astype(np.uint8), dataset.targets.numpy().astype(np.int64),
-                              [str(d) for d in range(10)]))
+        try:
+            dataset = MNIST(str(root), train=train, download=False)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise DatasetMissingError(f"MNIST under {raw} is unusable: {exc}") from exc
+        parts.append(ImageSet(dataset.data.numpy()[..., None].astype(np.uint8),
+                              dataset.targets.numpy().astype(np.int64), [str(d) for d in range(10)]))
     return parts[0], parts[1]
 
 

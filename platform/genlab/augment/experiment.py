@@ -4,6 +4,15 @@ For each trained pair (a1, a2): stage 1 and stage 2 (`stages.py`), the CVAE and 
 baselines, per-target losses, involution and inverse checks, recursive stability, and one
 transfer head (stage 3) per transfer pair. Used as is by the job, and inside each Ray Tune
 trial of a sweep. Writes grids, the transfer heatmap and the models under `artifact_dir`.
+
+Top of the summary (test set of the first, "headline" pair; BCE in nats/image, lower is better):
+  latent_map_bce          decode(z L_a) vs a(x), mean over a1 and a2
+  vae_recon_bce           the VAE floor: decode(mu(a(x))) vs a(x), mean over a1 and a2
+  compose_bce_lavae       decode(z L1 L2) vs a2(a1(x)); composition never trained
+  compose_bce_cvae        the CVAE with the multi-hot condition a1 + a2 (never trained on it)
+  compose_bce_meanshift   decode(z + delta_a1 + delta_a2), deltas = mean code shifts on the train set
+  involution_error_flips  max ||I - L^2||_F over the maps of involutive augmentations, every pair
+  involution_error_other  min ||I - L^2||_F over the other maps (None when there are none)
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from genlab.augment.seeding import derive_seed, seeded_generator
 from genlab.augment.stages import (EpochCallback, train_autoencoder, train_cvae, train_latent_maps,
                                    train_transfer_head)
 from genlab.data import ImageSet
+from genlab.errors import ConfigError
 
 PAIR_KEYS = ("latent_map_bce", "vae_recon_bce", "compose_bce_lavae", "compose_bce_cvae", "compose_bce_meanshift")
 SUMMARY_KEYS = PAIR_KEYS + ("involution_error_flips", "involution_error_other")  # top of summary.json
@@ -47,7 +57,9 @@ def pair_tag(pair: tuple[str, str]) -> str:
 
 
 def resolve_device(name: str) -> torch.device:
-    """Return the torch device for 'auto' | 'cpu' | 'cuda' ('auto' = cuda when available)."""
+    """Return the torch device for 'auto' | 'cpu' | 'cuda' ('auto' = cuda when available); ConfigError if absent."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key device: cuda was asked for but torch sees no CUDA device")
     return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
@@ -72,7 +84,8 @@ class _Run:
 
     def recorder(self, key: str) -> EpochCallback:
         """Return an epoch callback that appends `<key>.<loss>` values to the history."""
-        return lambda epoch, losses: self.history.extend((f"{key}.{name}", value, epoch) for name, value in losses.items())
+        return lambda epoch, losses: self.history.extend((f"{key}.{name}", value, epoch)
+                                                         for name, value in losses.items())
 
     def log(self, message: str) -> None:
         """Print one progress line with the elapsed time."""
@@ -126,10 +139,12 @@ def _train_lavae(run: _Run, pair: tuple[str, str]) -> LatentAugmentPipeline:
     images = [data.orig, data.first, data.second] + ([data.compose] if training.compose_in_autoencoder else [])
     run.log(f"{tag}: stage 1, VAE on {sum(len(i) for i in images)} images, {training.autoencoder.epochs} epochs")
     train_autoencoder(vae, torch.cat(images), training.autoencoder, kl_weight=training.kl_weight,
-                      generator=seeded_generator(run.cfg.seed, tag, "autoencoder"), on_epoch=run.recorder(f"{tag}.autoencoder"))
+                      generator=seeded_generator(run.cfg.seed, tag, "autoencoder"),
+                      on_epoch=run.recorder(f"{tag}.autoencoder"))
     run.log(f"{tag}: stage 2, latent maps, {training.latent_maps.epochs} epochs")
     train_latent_maps(vae, maps, data, training.latent_maps, involution_weight=training.involution_weight,
-                      involution_warmup_epochs=training.involution_warmup_epochs, compose_weight=training.compose_weight, generator=seeded_generator(run.cfg.seed, tag, "maps"),
+                      involution_warmup_epochs=training.involution_warmup_epochs,
+                      compose_weight=training.compose_weight, generator=seeded_generator(run.cfg.seed, tag, "maps"),
                       on_epoch=run.recorder(f"{tag}.latent_maps"))
     return LatentAugmentPipeline(vae, maps)
 
@@ -151,20 +166,21 @@ def _evaluate(run: _Run, pipeline: LatentAugmentPipeline, pair: tuple[str, str])
     scores = per_target_bce(pipeline, test, pair)
     shifted = mean_shift_outputs(pipeline, run.paired(pair, "train"), test)
     conditional = cvae_outputs(_train_cvae_baseline(run, pair), test)
+    shifted_bce, conditional_bce = baseline_bce(shifted, test), baseline_bce(conditional, test)
     repeated = {name: pipeline.repeat(test.orig, name, steps) for name in pair}
     result = {
         "latent_map_bce": (scores[pair[0]] + scores[pair[1]]) / 2,
         "vae_recon_bce": direct_reconstruction_bce(pipeline, test),
         "compose_bce_lavae": scores["compose"],
-        "compose_bce_cvae": baseline_bce(conditional, test)["compose"],
-        "compose_bce_meanshift": baseline_bce(shifted, test)["compose"],
+        "compose_bce_cvae": conditional_bce["compose"],
+        "compose_bce_meanshift": shifted_bce["compose"],
         "per_target_bce": scores,
-        "meanshift_bce": baseline_bce(shifted, test),
-        "cvae_bce": baseline_bce(conditional, test),
+        "meanshift_bce": shifted_bce,
+        "cvae_bce": conditional_bce,
         "involution_error": involution_errors(pipeline.maps),
         "inverse_mse": {name: inverse_mse(pipeline, test.orig, augmented, name)
                         for name, augmented in zip(pair, (test.first, test.second))},
-        "recursive_mse": {name: recursive_mse(outputs, test.orig, name, seeded_generator(run.cfg.seed, tag, "recursive"))
+        "recursive_mse": {name: recursive_mse(outputs, test.orig, name, seeded_generator(run.cfg.seed, tag, name))
                           for name, outputs in repeated.items()},
     }
     _draw(run, pipeline, pair, shifted, conditional, repeated)
@@ -184,8 +200,8 @@ def _draw(run: _Run, pipeline: LatentAugmentPipeline, pair: tuple[str, str], shi
                "composed": test.compose[:n], "z L1 L2": pipeline(x, pair), "z L2 L1": pipeline(x, pair[::-1]),
                "mean-shift": shifted["compose"][:n], "CVAE a1+a2": conditional["compose"][:n]},
               folder / "composition.png")
-    save_rows({"input": x, f"z L[{first}]^2": pipeline(x, [first, first]), f"z L[{second}]^2": pipeline(x, [second, second])},
-              folder / "inverse.png")
+    save_rows({"input": x, f"z L[{first}]^2": pipeline(x, [first, first]),
+               f"z L[{second}]^2": pipeline(x, [second, second])}, folder / "inverse.png")
     for name, outputs in repeated.items():
         save_rows({"input": x, **{f"{name} x{k}": out[:n] for k, out in enumerate(outputs, start=1)}},
                   folder / f"repeated_{name}.png")

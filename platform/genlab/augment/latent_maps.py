@@ -19,8 +19,8 @@ class LatentMaps(nn.Module):
     def __init__(self, names: Sequence[str], latent_dim: int) -> None:
         super().__init__()
         self.names = list(names)
-        self.matrices = nn.ParameterDict({name: nn.Parameter(nn.init.xavier_uniform_(torch.empty(latent_dim, latent_dim)))
-                                          for name in self.names})
+        self.matrices = nn.ParameterDict({
+            name: nn.Parameter(nn.init.xavier_uniform_(torch.empty(latent_dim, latent_dim))) for name in self.names})
 
     def forward(self, latents: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
         """Return latents [N, d] multiplied on the right by L_{names[0]} L_{names[1]} ... in that order."""

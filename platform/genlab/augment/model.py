@@ -94,7 +94,7 @@ class LatentAugmentVAE(nn.Module):
 
     @torch.no_grad()
     def posterior(self, images: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (mu, logvar) [N, d] for any number of `images` (CPU or device), in eval mode, on the model's device."""
+        """Return (mu, logvar) [N, d] on the model's device for any number of `images`, in eval mode."""
         self.eval()
         device = next(self.parameters()).device
         parts = [self.encode(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]

@@ -40,7 +40,7 @@ class LatentAugmentPipeline:
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, names: Sequence[str], head: int = 0) -> torch.Tensor:
-        """Return images [N,1,D,D] in (0,1): `images` encoded (z = mu), mapped by `names` in order, decoded by `head`."""
+        """Return images [N,1,D,D] in (0,1): `images` encoded (z = mu), mapped by `names` in order, decoded."""
         return self.decode(self.maps(self.encode(images), names), head)
 
     def repeat(self, images: torch.Tensor, name: str, steps: int, head: int = 0) -> list[torch.Tensor]:

@@ -25,7 +25,8 @@ from genlab.augment.sweep import plan_trials, run_trials, trial_config, base_con
 from genlab.data import ImageSet
 from genlab.fileio import atomic_directory, write_json_atomic
 from genlab.runtime import init_ray
-from genlab.tracking import experiment_id, log_params, params_for, standard_tags, start_child_run, tracking_uri, ui_command
+from genlab.tracking import (experiment_id, log_params, params_for, standard_tags, start_child_run, tracking_uri,
+                             ui_command)
 
 MLFLOW_BATCH = 1000
 
@@ -34,7 +35,8 @@ def run_latent_augment(cfg: LatentAugmentConfig, out_dir: Path) -> dict[str, Any
     """Run `cfg` (once, or its sweep grid on Ray Tune); write `out_dir/summary.json`; return the summary."""
     out_dir = Path(out_dir).resolve()
     train, test = load_images(cfg.data)
-    print(f"[genlab] {cfg.data.name}: {len(train)} train / {len(test)} test images {train.shape}, hash {train.hash[:12]}")
+    print(f"[genlab] {cfg.data.name}: {len(train)} train / {len(test)} test images {train.shape}, "
+          f"hash {train.hash[:12]}")
     trials = plan_trials(cfg) if cfg.sweep.grid else []
     uri = tracking_uri()
     client = MlflowClient(uri)

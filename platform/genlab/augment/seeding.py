@@ -8,7 +8,10 @@ import torch
 
 
 def derive_seed(seed: int, *labels: str) -> int:
-    """Return a 32-bit seed (torch's CPU generator keeps only 32 bits) from `seed` and the labels, stable across processes."""
+    """Return a 32-bit seed from `seed` and the labels, the same in every process.
+
+    32 bits because torch's CPU generator ignores the higher bits of a seed.
+    """
     return zlib.crc32("|".join([str(seed), *labels]).encode())
 
 

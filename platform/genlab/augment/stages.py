@@ -59,7 +59,7 @@ class TrainingConfig(StrictModel):
 
 def _run_epochs(stage: StageConfig, params: Iterable[torch.nn.Parameter], size: int, step_losses: StepLosses, *,
                 generator: torch.Generator, on_epoch: Optional[EpochCallback], what: str) -> None:
-    """Minimise `step_losses(batch_indices, epoch)["loss"]` over shuffled minibatches of range(size), stage.epochs times."""
+    """Minimise `step_losses(batch_indices, epoch)["loss"]` over shuffled minibatches of range(size)."""
     optimizer = AdaBelief(params, lr=stage.lr)
     for epoch in range(1, stage.epochs + 1):
         order = torch.randperm(size, generator=generator)
@@ -102,8 +102,7 @@ def train_autoencoder(vae: LatentAugmentVAE, images: torch.Tensor, stage: StageC
 
 def train_latent_maps(vae: LatentAugmentVAE, maps: LatentMaps, data: PairedSet, stage: StageConfig, *,
                       involution_weight: float, involution_warmup_epochs: int, compose_weight: float,
-                      generator: torch.Generator,
-                      on_epoch: Optional[EpochCallback] = None) -> None:
+                      generator: torch.Generator, on_epoch: Optional[EpochCallback] = None) -> None:
     """Stage 2: fit L_a1, L_a2 on reparameterised codes of the frozen encoder (latent MSE per dimension).
 
     The involution weight ramps linearly from 0 to `involution_weight` over the first
@@ -132,9 +131,7 @@ def train_latent_maps(vae: LatentAugmentVAE, maps: LatentMaps, data: PairedSet, 
             loss = loss + compose_weight * losses["compose_mse"]
         return {"loss": loss, **losses}
 
-    maps.train()
     _run_epochs(stage, maps.parameters(), len(data), step, generator=generator, on_epoch=on_epoch, what="latent-map")
-    maps.eval()
 
 
 def train_transfer_head(vae: LatentAugmentVAE, maps: LatentMaps, head: int, data: PairedSet,

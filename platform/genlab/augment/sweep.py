@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ def plan_trials(cfg: LatentAugmentConfig) -> list[dict[str, Any]]:
     for values in itertools.product(*(cfg.sweep.grid[key] for key in keys)):
         overrides = [f"{key}={json.dumps(value)}" for key, value in zip(keys, values)]
         trial_config(base, overrides)
-        label = "-".join(f"{key.split('.')[-1]}{json.dumps(value).replace(' ', '')}" for key, value in zip(keys, values))
+        label = "-".join(key.split(".")[-1] + re.sub(r'[\s"]', "", json.dumps(value)) for key, value in zip(keys, values))
         trials.append({"name": f"lavae-{label}", "overrides": overrides})
     return trials
 
