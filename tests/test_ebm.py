@@ -30,7 +30,7 @@ from genlab.config import load_config, validate
 from genlab.data.convert import to_unit_range
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
+from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
 from genlab.samplers.langevin import LangevinSampler
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.ebm import EbmTrainConfig, init_state, load_state, save_state, train_step
@@ -108,14 +108,18 @@ def test_snapshots_of_one_chain_equal_separate_chains_and_batching_does_not_matt
 
 
 def test_purifier_is_seeded_per_row_and_returns_valid_pixels(tmp_path, digits):
-    checkpoint = save_model(tmp_path / "ebm", build_ebm(EbmNetConfig(nf=4)), kind="ebm")
+    checkpoint = save_model(tmp_path / "first", build_ebm(EbmNetConfig(nf=4)), kind="ebm")
     settings = EbmSettings(langevin_steps=[20, 5], checkpoint=str(checkpoint), batch_size=16, device="cpu")
     images, rows = digits[0].images[:40], np.arange(500, 540)
     out = EbmPurifier(settings, seed=3).purify(images, rows)
     assert sorted(out) == [5, 20] and all(o.dtype == np.uint8 and o.shape == images.shape for o in out.values())
-    again = EbmPurifier(settings, seed=3).purify(images[::-1], rows[::-1])
+    purifier = EbmPurifier(settings, seed=3)
+    with torch.inference_mode():  # as a Ray Data actor's __call__ may run it; Langevin still gets input gradients
+        again = purifier.purify(images[::-1], rows[::-1])
     assert np.abs(again[20][::-1].astype(int) - out[20].astype(int)).max() <= 1  # same row -> same chain
     assert (out[20] != images).mean() > 0.5
+    retrained = save_model(tmp_path / "ebm", build_ebm(EbmNetConfig(nf=4)), kind="ebm")
+    assert model_fingerprint(settings) != model_fingerprint(settings.model_copy(update={"checkpoint": str(retrained)}))
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -109,9 +109,13 @@ class LangevinSampler:
         return next(self.energy.parameters()).device
 
     def energy_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """Return grad_x sum_batch G(x) / tau for images x [N, C, H, W] (no graph kept)."""
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
+        """Return grad_x sum_batch G(x) / tau for images x [N, C, H, W] (no graph kept).
+
+        Works inside `torch.no_grad()` / `torch.inference_mode()` callers (e.g. a Ray Data actor).
+        """
+        with torch.inference_mode(False), torch.enable_grad():
+            x = x.detach()
+            x = (x.clone() if x.is_inference() else x).requires_grad_(True)
             (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
         return grad / self.temperature
 
