@@ -9,7 +9,8 @@ The paper's settings (ResNet EBM, 128 filters, ~65k iterations; a GPU job):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/train_ebm.py --config conf/train_ebm_cifar10.yaml --out out/ebm-cifar10
 Killed runs resume from the last checkpoint in --out when started again with the same config.
-The final EBM is at <out>/model and registered as genlab-ebm-<dataset> (suffix -poisoned-<attack>);
+The final EBM is at <out>/model and registered as genlab-ebm-<dataset>, with the suffix
+-from-<train dataset> when it learned from another dataset and -poisoned-<attack> from a poisoned one;
 purify with it via the purifier config `{name: ebm, registered_model: genlab-ebm-digits}`.
 Then look at the runs:
     mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -37,7 +38,7 @@ def main() -> int:
     args = parse_job_args(__doc__.splitlines()[0], default_config="conf/train_ebm.yaml")
     cfg = load_config(TrainEbmJobConfig, args.config, args.overrides)
     ebm_train, purify_train = load_training_sets(cfg)
-    name = f"genlab-ebm-{(cfg.train_dataset or cfg.dataset).name}"
+    name = f"genlab-ebm-{cfg.dataset.name}" + (f"-from-{cfg.train_dataset.name}" if cfg.train_dataset else "")
     if cfg.poison is not None:
         poison = craft_poisons(cfg.poison, ebm_train, cfg.seed)
         ebm_train = ebm_train.replace_rows(poison.base_indices, poison.images, poison.labels)

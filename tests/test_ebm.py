@@ -207,6 +207,7 @@ def test_configs_load_and_settings_validate():
         load_config(job_config, REPO / "conf" / "train_ebm.yaml", ["model.nf=0"])
     settings = EbmSettings(langevin_steps=[300, 150, 150])
     assert settings.snapshot_steps() == [150, 300] and settings.label(150) == "ebm-T150"
+    assert validate(EbmSettings, {"registered_model": "genlab-ebm-digits", "model_version": 1}).model_version == 1
     with pytest.raises(ConfigError, match="not both"):
         validate(EbmSettings, {"checkpoint": "x", "registered_model": "y"})
     with pytest.raises(CheckpointError, match="jobs/train_ebm.py"):
@@ -215,7 +216,7 @@ def test_configs_load_and_settings_validate():
 
 @pytest.mark.parametrize("switch,registered", [
     ("poison={name: blend, epsilon: 32}", "genlab-ebm-digits-poisoned-blend"),
-    ("train_dataset={name: shapes, image_size: 32, samples_per_class: 10}", "genlab-ebm-shapes"),
+    ("train_dataset={name: shapes, image_size: 32, samples_per_class: 10}", "genlab-ebm-digits-from-shapes"),
 ])
 def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
     tiny = ["iterations=2", "model.nf=4", "batch_size=4", "bank_size=8", "langevin_steps=2", "log_every=1",

@@ -40,7 +40,7 @@ class EbmSettings(PurifierSettings):
     temperature: float = Field(1e-4, gt=0)  # Langevin tau (energy is divided by it)
     checkpoint: str | None = None  # EBM checkpoint directory (from jobs/train_ebm.py); or use registered_model
     registered_model: str | None = None  # MLflow registry name, e.g. genlab-ebm-digits
-    model_version: str | None = None  # registry version number or alias; None = latest version
+    model_version: int | str | None = None  # registry version number or alias; None = latest version
     batch_size: int = Field(256, ge=1)  # images per chain batch on the device
     device: str = "auto"  # auto (cuda when present), cpu or cuda
 

@@ -288,7 +288,8 @@ def train_ebm(cfg: EbmTrainConfig, ebm_train: ImageSet, preview: np.ndarray, out
         print(f"[genlab] resuming EBM training from {found} (iteration {state.step})")
     else:
         state = init_state(cfg, data)
-        run_name = f"ebm-{(cfg.train_dataset or cfg.dataset).name}-seed{cfg.seed}"
+        source = f"-from-{cfg.train_dataset.name}" if cfg.train_dataset else ""
+        run_name = f"ebm-{cfg.dataset.name}{source}-seed{cfg.seed}"
         run_id = client.create_run(exp_id, run_name=run_name,
                                    tags=standard_tags(dataset_hash=ebm_train.hash, seed=cfg.seed)).info.run_id
         log_params(client, run_id, params or params_for(cfg))
@@ -315,7 +316,8 @@ def train_ebm(cfg: EbmTrainConfig, ebm_train: ImageSet, preview: np.ndarray, out
         version = None
         if cfg.register_model and registered_name is not None:
             version = register_checkpoint(client, run_id, MODEL_ARTIFACT, registered_name,
-                                          tags={"dataset": (cfg.train_dataset or cfg.dataset).name,
+                                          tags={"purifies": cfg.dataset.name,
+                                                "trained_on": (cfg.train_dataset or cfg.dataset).name,
                                                 "config": json.dumps(cfg.model.model_dump(mode="json"))})
             print(f"[genlab] registered {registered_name} version {version}")
         write_json_atomic(done, {"run_id": run_id, "name": registered_name if version else None, "version": version,
