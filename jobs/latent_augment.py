@@ -20,7 +20,7 @@ Then look at the runs:
 Writes OUT/summary.json (latent_map_bce, vae_recon_bce, compose_bce_lavae, compose_bce_cvae,
 compose_bce_meanshift in nats/image; involution_error_flips, involution_error_other as
 ||I - L^2||_F) and OUT/artifacts/ (grids, transfer_matrix.png, models as safetensors).
-Exit codes: 0 done, 1 a sweep trial failed or data are missing, 2 bad config.
+Exit codes: 0 done, 1 a sweep trial failed, data are missing or OUT already holds results, 2 bad config.
 """
 
 from pathlib import Path

@@ -32,6 +32,7 @@ class SweepSettings(StrictModel):
     max_concurrent_trials: int = Field(2, ge=1)  # trials running at once
     cpus_per_trial: float = Field(1.0, gt=0)  # CPUs each trial reserves (torch threads = this, at least 1)
     gpus_per_trial: float = Field(0.0, ge=0)  # GPUs each trial reserves
+    storage_path: str | None = None  # Tune results: a shared dir or s3://... on a cluster; None = <out>/tune
 
     @field_validator("grid")
     @classmethod

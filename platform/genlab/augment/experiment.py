@@ -213,7 +213,7 @@ def _transfer(run: _Run, pipeline: LatentAugmentPipeline, pair: tuple[str, str],
     tag = f"{pair_tag(pair)}.transfer.{pair_tag(target)}"
     run.log(f"{tag}: stage 3 head, {run.cfg.training.transfer_head.epochs} epochs")
     run.seed_weights(tag)
-    head = pipeline.vae.add_head()
+    head = pipeline.add_head(pair_tag(target))
     train_transfer_head(pipeline.vae, pipeline.maps, head, run.paired(target, "train"), pair,
                         run.cfg.training.transfer_head, generator=seeded_generator(run.cfg.seed, tag),
                         on_epoch=run.recorder(tag))

@@ -22,10 +22,20 @@ EVAL_BATCH = 1024
 
 
 class LatentAugmentPipeline:
-    """Augments images in latent space: x -> decode_head(mu(x) L_a1 L_a2 ...)."""
+    """Augments images in latent space: x -> decode_head(mu(x) L_a1 L_a2 ...).
 
-    def __init__(self, vae: LatentAugmentVAE, maps: LatentMaps) -> None:
+    `heads` names what each decoder head was trained for: head 0 the maps' own pair, then one
+    transfer pair per head added with `add_head`.
+    """
+
+    def __init__(self, vae: LatentAugmentVAE, maps: LatentMaps, heads: Sequence[str] | None = None) -> None:
         self.vae, self.maps = vae, maps
+        self.heads = list(heads) if heads is not None else ["-".join(maps.names)]
+
+    def add_head(self, name: str) -> int:
+        """Add a fresh decoder head for pair `name` (stage 3); return its index."""
+        self.heads.append(name)
+        return self.vae.add_head()
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Return z = mu(x) [N, d] (no sampling at inference) on the model's device."""
@@ -52,13 +62,13 @@ class LatentAugmentPipeline:
         return outputs
 
     def save(self, directory: Path) -> Path:
-        """Write `model.safetensors` and `config.json` (shape, map names, head count) atomically; return the dir."""
+        """Write `model.safetensors` and `config.json` (shape, map names, head names) atomically; return the dir."""
         with atomic_directory(Path(directory)) as tmp:
             tensors = {f"vae.{k}": v.detach().cpu().contiguous() for k, v in self.vae.state_dict().items()}
             tensors.update({f"maps.{k}": v.detach().cpu().contiguous() for k, v in self.maps.state_dict().items()})
             save_file(tensors, str(tmp / "model.safetensors"))
             write_json_atomic(tmp / "config.json", {"vae": self.vae.config.model_dump(), "maps": self.maps.names,
-                                                    "heads": len(self.vae.decoders)})
+                                                    "heads": self.heads})
         return Path(directory)
 
     @classmethod
@@ -69,11 +79,11 @@ class LatentAugmentPipeline:
             meta = json.loads((directory / "config.json").read_text())
             tensors = load_file(str(directory / "model.safetensors"))
             vae = LatentAugmentVAE(VAEConfig.model_validate(meta["vae"]))
-            for _ in range(meta["heads"] - 1):
+            for _ in meta["heads"][1:]:
                 vae.add_head()
             maps = LatentMaps(meta["maps"], vae.config.latent_dim)
             vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
             maps.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("maps.")})
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"cannot load a LAVAE pipeline from {directory}: {exc}") from exc
-        return cls(vae.eval(), maps)
+        return cls(vae.eval(), maps, meta["heads"])

@@ -4,6 +4,7 @@ Without a sweep grid: one MLflow run in experiment `cfg.experiment` holding the 
 per-epoch losses, every final number and the artifacts (grids, transfer heatmap, models).
 With a grid: a parent run and one nested run per Ray Tune trial; `summary.json` then
 holds every trial and, at the top, the numbers of the best trial by `sweep.metric`.
+An output directory that already holds a `summary.json` is refused: results are never overwritten.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from genlab.augment.config import LatentAugmentConfig
 from genlab.augment.data import load_images
 from genlab.augment.experiment import SUMMARY_KEYS, ExperimentResult, pair_tag, run_experiment
 from genlab.augment.report import numeric_metrics
-from genlab.augment.sweep import plan_trials, run_trials, trial_config, base_config
+from genlab.augment.sweep import base_config, plan_trials, run_trials, trial_config
 from genlab.data import ImageSet
+from genlab.errors import GenlabError
 from genlab.fileio import atomic_directory, write_json_atomic
 from genlab.runtime import init_ray
 from genlab.tracking import (experiment_id, log_params, params_for, standard_tags, start_child_run, tracking_uri,
@@ -31,9 +33,15 @@ from genlab.tracking import (experiment_id, log_params, params_for, standard_tag
 MLFLOW_BATCH = 1000
 
 
+class ResultsExistError(GenlabError):
+    """The output directory already holds a summary.json; results are never overwritten."""
+
+
 def run_latent_augment(cfg: LatentAugmentConfig, out_dir: Path) -> dict[str, Any]:
     """Run `cfg` (once, or its sweep grid on Ray Tune); write `out_dir/summary.json`; return the summary."""
     out_dir = Path(out_dir).resolve()
+    if (out_dir / "summary.json").exists():
+        raise ResultsExistError(f"{out_dir} already holds the results of a run; pass another --out")
     train, test = load_images(cfg.data)
     print(f"[genlab] {cfg.data.name}: {len(train)} train / {len(test)} test images {train.shape}, "
           f"hash {train.hash[:12]}")
@@ -85,7 +93,7 @@ def _sweep(cfg: LatentAugmentConfig, trials: list[dict[str, Any]], train: ImageS
            client: MlflowClient, exp_id: str, parent_id: str, tags: dict[str, str], out_dir: Path) -> dict[str, Any]:
     """Run the trials on Ray Tune, mirror each into a nested MLflow run; return the sweep summary."""
     init_ray(cfg.ray)
-    grid = run_trials(cfg, trials, train, test, out_dir / "tune")
+    grid = run_trials(cfg, trials, train, test, cfg.sweep.storage_path or str(out_dir / "tune"))
     base, rows = base_config(cfg), []
     for result in grid:
         trial = result.config["trial"]

@@ -61,13 +61,13 @@ def latent_augment_trial(config: dict[str, Any], *, base: dict[str, Any], train:
 
 
 def run_trials(cfg: LatentAugmentConfig, trials: list[dict[str, Any]], train: ImageSet, test: ImageSet,
-               storage: Path) -> tune.ResultGrid:
-    """Run every planned trial with Ray Tune (Ray must be initialised); return Tune's result grid."""
+               storage: str) -> tune.ResultGrid:
+    """Run every planned trial with Ray Tune (Ray must be initialised), results under `storage`; return the grid."""
     trainable = tune.with_parameters(latent_augment_trial, base=base_config(cfg), train=train, test=test,
                                      threads=max(1, int(cfg.sweep.cpus_per_trial)))
     trainable = tune.with_resources(trainable, {"cpu": cfg.sweep.cpus_per_trial, "gpu": cfg.sweep.gpus_per_trial})
     tuner = tune.Tuner(trainable, param_space={"trial": tune.grid_search(trials)},
                        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.sweep.max_concurrent_trials),
                        run_config=tune.RunConfig(name=f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                                 storage_path=str(storage), verbose=1))
+                                                 storage_path=storage, verbose=1))
     return tuner.fit()
