@@ -43,6 +43,10 @@ class PurifierSettings(StrictModel):
         """Return the step counts one run of this purifier yields (a single 0 for one-shot transforms)."""
         return [0]
 
+    def weights_fingerprint(self) -> str | None:
+        """Return a digest of the model weights this setting uses (cache keys), or None for model-free transforms."""
+        return None
+
     def params(self) -> dict[str, Any]:
         """Return the setting's parameters (without `name`) as plain JSON values."""
         return self.model_dump(mode="json", exclude={"name"})

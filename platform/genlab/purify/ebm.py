@@ -63,6 +63,9 @@ class EbmSettings(PurifierSettings):
     def label(self, steps: int = 0) -> str:
         return f"ebm-T{steps}" if steps else f"ebm-T{','.join(map(str, self.langevin_steps))}"
 
+    def weights_fingerprint(self) -> str | None:
+        return model_fingerprint(self)
+
 
 def resolve_ebm_checkpoint(name: str, version_or_alias: str | int | None = None) -> Path:
     """Return the local directory of a registered EBM (download cached under `.genlab/models`).

@@ -99,12 +99,15 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
 
 
 def purify_cached(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, settings: PurifierSettings, seed: int,
-                  stage: PurificationStageConfig, cache: PurificationCache, model_version: str | None = None) -> PurifiedImages:
-    """Return purified rows from the cache, or run the stage and cache them (`none` passes rows through)."""
+                  stage: PurificationStageConfig, cache: PurificationCache) -> PurifiedImages:
+    """Return purified rows from the cache, or run the stage and cache them (`none` passes rows through).
+
+    The cache key covers the pixels, row ids, settings, seed and the model weights' fingerprint.
+    """
     if isinstance(settings, NoneSettings):
         return PurifiedImages(row_ids, {0: images}, images_per_s=None)
     params = settings.model_dump(mode="json")
-    key = content_key(images, row_ids, params, seed, model_version)
+    key = content_key(images, row_ids, params, seed, settings.weights_fingerprint())
     cached = cache.get(key)
     if cached is not None:
         return cached

@@ -46,6 +46,8 @@ class SweepConfig(StrictModel):
     tune: TuneSettings = Field(default_factory=TuneSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     faults: FaultInjection = Field(default_factory=FaultInjection)
+    model_training: dict[str, str] = Field(  # generative purifiers without a model get one trained by this config
+        default_factory=lambda: {"ebm": "conf/train_ebm.yaml", "ddpm": "conf/train_ddpm.yaml"})
 
     @model_validator(mode="after")
     def _unique_attack_keys(self) -> "SweepConfig":

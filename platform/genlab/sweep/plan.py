@@ -21,6 +21,7 @@ from genlab.purify.base import PurifierSettings
 from genlab.purify.cache import PurificationCache
 from genlab.purify.stage import purify_cached
 from genlab.sweep.config import SweepConfig
+from genlab.sweep.models import provide_models
 from genlab.visualize import save_image_grid
 
 
@@ -65,6 +66,7 @@ def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, Po
     row_ids = np.arange(len(train), dtype=np.int64)
     sets = []
     for settings in [s for entry in cfg.purifiers for s in entry.settings()]:
+        settings = provide_models(settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
         print(f"[genlab] purifying {len(train)} clean training images with {settings.label()}")
         clean = purify_cached(train.images, train.labels, row_ids, settings, cfg.seed, cfg.purification, cache)
         for attack, poison in poisons.items():

@@ -1,0 +1,70 @@
+"""Generative models a sweep needs, trained on first use and cached.
+
+A generative purifier setting that names no model (`checkpoint` and `registered_model` unset)
+gets one trained with the job config in `SweepConfig.model_training` (the embedded default:
+small CPU settings), on the sweep's own dataset. The checkpoint lands in
+`<work_dir>/models/<kind>-<key>` (key: the training config and the dataset hash); a second
+sweep finds it finished there and skips training. The run is logged to MLflow and the model
+registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from genlab.checkpoints import resolve_registered_checkpoint
+from genlab.config import StrictModel, load_yaml, validate
+from genlab.data.imageset import ImageSet
+from genlab.purify.base import PurifierSettings
+from genlab.purify.ebm import EbmSettings
+from genlab.train.ebm import EbmTrainConfig, train_ebm
+
+
+def _training_config(model_cls: type[StrictModel], config_path: str) -> Any:
+    """Return the job config at `config_path` as `model_cls`, without the job-level `poison` switch."""
+    data = load_yaml(config_path)
+    data.pop("poison", None)  # the sweep's models learn from its clean training set
+    return validate(model_cls, data)
+
+
+def _train_ebm(config_path: str, sweep_dataset: Any, train: ImageSet, out_dir: Path) -> Path:
+    cfg = _training_config(EbmTrainConfig, config_path)
+    cfg = cfg.model_copy(update={"dataset": sweep_dataset,
+                                 "model": cfg.model.model_copy(update={"channels": train.shape[2]})})
+    return _cached(cfg, train, out_dir, lambda c, d: train_ebm(
+        c, train, train.images, d, registered_name=f"genlab-ebm-{sweep_dataset.name}").model_dir, "ebm")
+
+
+def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable[[Any, Path], Path], kind: str) -> Path:
+    key = hashlib.sha256(json.dumps({"config": cfg.model_dump(mode="json"), "data": train.hash},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    target = out_dir / f"{kind}-{key}"
+    if not (target / "finished.json").is_file():
+        print(f"[genlab] no {kind} model given: training one with small settings into {target} (once; cached)")
+    return train_fn(cfg, target)
+
+
+TRAINERS: dict[type[PurifierSettings], tuple[str, Callable[[str, Any, ImageSet, Path], Path]]] = {
+    EbmSettings: ("ebm", _train_ebm),
+}
+
+
+def provide_models(settings: PurifierSettings, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,
+                   work_dir: Path) -> PurifierSettings:
+    """Return `settings` with a local checkpoint for a generative purifier.
+
+    A registered model is resolved here, on the driver (Ray actors may not see the tracking
+    store); a setting without a model gets one trained on first use.
+    """
+    entry = TRAINERS.get(type(settings))
+    if entry is None or settings.checkpoint is not None:
+        return settings
+    if settings.registered_model is not None:
+        path = resolve_registered_checkpoint(settings.registered_model, settings.model_version)
+        return settings.model_copy(update={"checkpoint": str(path), "registered_model": None, "model_version": None})
+    kind, trainer = entry
+    model_dir = trainer(model_training[kind], sweep_dataset, train, work_dir / "models")
+    return settings.model_copy(update={"checkpoint": str(model_dir)})
