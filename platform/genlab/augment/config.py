@@ -52,16 +52,16 @@ class LatentAugmentConfig(StrictModel):
     seed: int = Field(0, ge=0)  # seeds weights, augmentation parameters, minibatch order and latent samples
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto (cuda when present), cpu or cuda
     threads: int = Field(1, ge=1)  # torch CPU threads without a sweep (more than the free cores slows it badly)
-    data: AugmentDataConfig = Field(default_factory=AugmentDataConfig)
+    data: AugmentDataConfig = Field(default_factory=AugmentDataConfig)  # digits or MNIST, sizes
     model: NetworkSize = Field(default_factory=NetworkSize)  # network width; the image side comes from the data
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)  # the three stages, the CVAE, loss weights
     # pairs (a1, a2) each trained as one LAVAE (stages 1-2) with its baselines; the first is the headline pair
     pairs: list[Pair] = Field(default_factory=lambda: [("flip_lr", "flip_ud"), ("rotate_cw", "flip_lr")], min_length=1)
     # columns of the transfer matrix: one stage-3 head per (trained pair, transfer pair)
     transfer_pairs: list[Pair] = Field(default_factory=lambda: [("flip_lr", "flip_ud"), ("rotate_cw", "rotate_ccw")])
-    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
-    sweep: SweepSettings = Field(default_factory=SweepSettings)
-    ray: RaySettings = Field(default_factory=RaySettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)  # recursion depth, grid size
+    sweep: SweepSettings = Field(default_factory=SweepSettings)  # Ray Tune grid; empty = one run without Ray
+    ray: RaySettings = Field(default_factory=RaySettings)  # where Ray runs (sweeps only)
 
     @field_validator("pairs", "transfer_pairs")
     @classmethod

@@ -42,10 +42,10 @@ def run_latent_augment(cfg: LatentAugmentConfig, out_dir: Path) -> dict[str, Any
     out_dir = Path(out_dir).resolve()
     if (out_dir / "summary.json").exists():
         raise ResultsExistError(f"{out_dir} already holds the results of a run; pass another --out")
+    trials = plan_trials(cfg) if cfg.sweep.grid else []
     train, test = load_images(cfg.data)
     print(f"[genlab] {cfg.data.name}: {len(train)} train / {len(test)} test images {train.shape}, "
           f"hash {train.hash[:12]}")
-    trials = plan_trials(cfg) if cfg.sweep.grid else []
     uri = tracking_uri()
     client = MlflowClient(uri)
     exp_id = experiment_id(cfg.experiment)

@@ -43,7 +43,8 @@ def plan_trials(cfg: LatentAugmentConfig) -> list[dict[str, Any]]:
     for values in itertools.product(*(cfg.sweep.grid[key] for key in keys)):
         overrides = [f"{key}={json.dumps(value)}" for key, value in zip(keys, values)]
         trial_config(base, overrides)
-        label = "-".join(key.split(".")[-1] + re.sub(r'[\s"]', "", json.dumps(value)) for key, value in zip(keys, values))
+        label = "-".join(key.split(".")[-1] + re.sub(r'[\s"]', "", json.dumps(value))
+                         for key, value in zip(keys, values))
         trials.append({"name": f"lavae-{label}", "overrides": overrides})
     return trials
 
