@@ -167,7 +167,7 @@ class DdpmSampler:
         """
         starts = sorted(set(start_steps))
         first = x0 if isinstance(x0, torch.Tensor) else x0[starts[0]]
-        keys = _row_keys(seed, torch.as_tensor(np.asarray(row_ids), dtype=torch.int64, device=self.device))
+        keys = _row_keys(seed, torch.as_tensor(np.ascontiguousarray(row_ids), dtype=torch.int64, device=self.device))
         if keys.shape != (len(first),):
             raise ValueError(f"need one row id per image: {tuple(keys.shape)} ids for {len(first)} images")
         z = chain_noise(keys, FORWARD_NOISE_STEP, tuple(first.shape[1:]))
