@@ -39,7 +39,7 @@ def draw_graph(candidate: CausalGraph, truth: CausalGraph, path: Path, *, title:
     for edges, colour, style in ((kept, KEPT, "solid"), (extra, EXTRA, "solid"), (missing, MISSING, "dashed")):
         nx.draw_networkx_edges(truth.graph if colour == MISSING else candidate.graph, positions, edgelist=edges,
                                edge_color=colour, style=style, arrows=True, arrowsize=16, node_size=900, ax=ax)
-    ax.set_title(title or candidate.name, fontsize=9)
+    ax.set_title(f"{title or candidate.name}\nred: extra edge, grey dashed: missing edge", fontsize=8)
     ax.axis("off")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

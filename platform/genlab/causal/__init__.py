@@ -1,0 +1,9 @@
+"""Causal generative modelling: networkx graph priors, pendulum and SCM data, Causal Gen /
+Causal Variational Gen with their baselines, and structural hypothesis tests.
+
+Modules, one job each: graph (YAML -> validated DAG, matrices), candidates (edits, SHD),
+pendulum (images and labels), scm (tabular SCMs), splits (OOD splits, standardisation),
+models (networks), train (fitting and OOD scoring), ranking (parsimony ranking), trials
+(Ray Tune trainable + MLflow callback), runner / hypothesis / comparison (the two jobs),
+drawing and report (PNG graphs, tables), tables (data per seed), config (job configs).
+"""

@@ -1,0 +1,99 @@
+"""The structural hypothesis test: candidate graphs as Tune trials, ranked by out-of-distribution error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.causal.candidates import (apply_edits, candidates_at_distance, listed_candidate, single_edits,
+                                      structural_hamming_distance)
+from genlab.causal.config import CandidateSettings, HypothesisConfig
+from genlab.causal.drawing import draw_graph
+from genlab.causal.graph import CausalGraph
+from genlab.causal.ranking import CandidateResult, summarize
+from genlab.causal.report import console_table, csv_text, markdown_table
+from genlab.causal.runner import metrics_of, start_job
+from genlab.causal.trials import trial_spec
+from genlab.errors import ConfigError, GenlabError
+from genlab.tracking import ui_command
+
+TRUE_NAME = "true"
+PARENT_METRICS = ("true_graph_rank", "num_candidates", "true_beats_missing_or_reversed")
+RUN_METRICS = {"rank": "rank", "ood_mse_mean": "ood_mse", "ood_mse_se": "ood_mse_se", "gap_to_true": "gap_to_true"}
+COLUMNS = ["rank", "name", "ood_mse", "ood_mse_se", "gap_to_true", "gap_to_true_se", "p_true_better", "num_edges",
+           "shd", "missing", "extra", "train_mse"]
+
+
+def build_candidates(truth: CausalGraph, settings: CandidateSettings) -> list[CausalGraph]:
+    """Return the true graph (named `true`), the listed candidates, the generated ones; each edge set once.
+
+    When two candidates have the same edges, the first keeps its place (so listed names win
+    over generated ones); a listed name used twice is a ConfigError.
+    """
+    graphs = [truth.with_edges(truth.edges, TRUE_NAME)]
+    for listed in settings.listed:
+        if listed.name in {g.name for g in graphs}:
+            raise ConfigError(f"config key candidates.listed: name {listed.name!r} is already taken")
+        graphs.append(listed_candidate(truth, listed))
+    if settings.single_edits:
+        graphs += [apply_edits(truth, [edit], str(edit)) for edit in single_edits(truth)]
+    rng = np.random.default_rng(settings.seed)
+    for distance in settings.distances:
+        seen = {tuple(sorted(g.graph.edges)) for g in graphs}
+        graphs += candidates_at_distance(truth, distance, settings.per_distance, rng, exclude=seen)
+    unique: dict[tuple[tuple[str, str], ...], CausalGraph] = {}
+    for graph in graphs:
+        unique.setdefault(tuple(sorted(graph.graph.edges)), graph)
+    return list(unique.values())
+
+
+def run_hypothesis_test(cfg: HypothesisConfig, out_dir: Path) -> dict[str, Any]:
+    """Train every candidate (one Tune trial each), rank them, write reports; return summary.json's content.
+
+    The summary has `true_graph_rank` (1 = first), `num_candidates`, `true_beats_missing_or_reversed`
+    (fraction of seeds), the ranking rows and `all_finished`.
+    """
+    job = start_job(cfg, out_dir, "hypothesis")
+    try:
+        candidates = build_candidates(job.graph, cfg.candidates)
+        print(f"[genlab] {len(candidates)} candidate graphs, model {cfg.model.kind}")
+        specs, distances = [], {}
+        for index, graph in enumerate(candidates):
+            distances[graph.name] = structural_hamming_distance(job.graph, graph)
+            drawing = draw_graph(graph, job.graph, job.out_dir / "graphs" / f"{index:02d}-{_file_name(graph.name)}.png")
+            params = {"candidate": graph.name, "edges": " ".join(f"{a}->{b}" for a, b in graph.edges),
+                      "num_edges": str(graph.num_edges), "shd": str(distances[graph.name].shd),
+                      "missing": str(distances[graph.name].missing), "extra": str(distances[graph.name].extra)}
+            specs.append(trial_spec(graph.name, cfg.model, graph.structural_prior(), params, drawing))
+        job.client.log_artifact(job.parent_run_id, specs[0]["drawing"], "graph")
+        callback = job.run_trials(cfg, specs)
+        results = [CandidateResult(g.name, g, distances[g.name], job.per_seed(callback.errors[g.name]["ood_mse"]),
+                                   job.per_seed(callback.errors[g.name]["train_mse"]))
+                   for g in candidates if g.name in callback.finished]
+        if TRUE_NAME not in callback.finished:
+            raise GenlabError("the true graph's trial failed; see its MLflow run for the error")
+        summary = {**summarize(results, TRUE_NAME), "all_finished": len(results) == len(candidates),
+                   "seeds": job.seeds, "mlflow_parent_run_id": job.parent_run_id}
+        for row in summary["ranking"]:
+            job.client.log_batch(callback.run_ids[row["name"]], metrics=metrics_of(row, RUN_METRICS))
+        job.client.log_batch(job.parent_run_id, metrics=metrics_of(summary, {key: key for key in PARENT_METRICS}))
+        job.write_reports({"ranking.md": markdown_table(summary["ranking"], COLUMNS),
+                           "ranking.csv": csv_text(summary["ranking"], COLUMNS + ["edges"])}, summary)
+        job.client.set_terminated(job.parent_run_id, "FINISHED" if summary["all_finished"] else "FAILED")
+    except BaseException:
+        job.client.set_terminated(job.parent_run_id, "FAILED")
+        raise
+    print(console_table(summary["ranking"], COLUMNS))
+    print(f"\n[genlab] true graph rank {summary['true_graph_rank']} of {summary['num_candidates']}; beats every "
+          f"missing/reversed-edge candidate in {summary['true_beats_missing_or_reversed']} of the seeds; "
+          f"summary: {job.out_dir / 'summary.json'}")
+    print(f"[genlab] look at the runs: {ui_command()}")
+    return summary
+
+
+def _file_name(name: str) -> str:
+    """`name` with every character other than letters, digits, '-' and '_' replaced by '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)

@@ -1,0 +1,120 @@
+"""Fitting a model's replicas on their tables, and scoring them on the held-out tails.
+
+A replica is one (seed, split) pair: the table drawn for that seed, split on one variable
+into a train part and a deliberately out-of-distribution test tail, both standardised with
+the train part's statistics. All replicas of a model are trained together (see models.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from genlab.causal.models import build_model
+from genlab.causal.splits import Standardizer, tail_split
+from genlab.config import StrictModel
+from genlab.errors import TrainingDivergedError
+
+
+class TrainSettings(StrictModel):
+    """How each model is fitted (Adam, cosine learning rate to 0, minibatches)."""
+
+    epochs: int = Field(100, ge=1)  # passes over the train split
+    batch_size: int = Field(32, ge=1)  # rows per step
+    lr: float = Field(1e-3, gt=0)  # peak Adam learning rate
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One (seed, split column) table: standardised train and test rows, float32 [N, n] each."""
+
+    seed: int
+    column: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: float) -> list[Replica]:
+    """Return one replica per (seed, column), seeds in the order of `tables`, then columns."""
+    replicas = []
+    for seed, table in tables.items():
+        for column in columns:
+            test = tail_split(table[:, column], quantile)
+            scaler = Standardizer.fit(table[~test])
+            replicas.append(Replica(seed, column, scaler.transform(table[~test]), scaler.transform(table[test])))
+    return replicas
+
+
+def _stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack tables of different lengths: (rows [R, N_max, n] zero-padded, valid mask [R, N_max])."""
+    longest = max(len(a) for a in arrays)
+    rows = torch.zeros(len(arrays), longest, arrays[0].shape[1])
+    valid = torch.zeros(len(arrays), longest, dtype=torch.bool)
+    for r, array in enumerate(arrays):
+        rows[r, :len(array)] = torch.tensor(array)
+        valid[r, :len(array)] = True
+    return rows, valid
+
+
+def fit(model: nn.Module, replicas: list[Replica], settings: TrainSettings,
+        on_epoch: Callable[[int, np.ndarray], None] | None = None) -> np.ndarray:
+    """Train every replica of `model` on its train rows; return the mean loss per epoch, float [epochs, R].
+
+    Each epoch visits every train row of every replica once in a random order (shorter tables
+    are topped up with extra random rows). Randomness comes from torch's global generator:
+    seed it first. `on_epoch(epoch, losses [R])` is called after each epoch.
+    """
+    data, _ = _stack([r.train for r in replicas])
+    sizes = [len(r.train) for r in replicas]
+    steps = math.ceil(data.shape[1] / settings.batch_size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps)
+    replica_index = torch.arange(len(replicas)).unsqueeze(1)
+    history = np.zeros((settings.epochs, len(replicas)))
+    model.train()
+    for epoch in range(settings.epochs):
+        order = torch.stack([torch.cat([torch.randperm(n), torch.randperm(n)[:data.shape[1] - n]]) for n in sizes])
+        for step in range(steps):
+            batch = data[replica_index, order[:, step * settings.batch_size:(step + 1) * settings.batch_size]]
+            losses = model.loss(batch)
+            optimizer.zero_grad()
+            losses.sum().backward()
+            optimizer.step()
+            schedule.step()
+            history[epoch] += losses.detach().numpy() / steps
+        if not np.isfinite(history[epoch]).all():
+            raise TrainingDivergedError(f"{type(model).__name__}: non-finite loss in epoch {epoch}")
+        if on_epoch is not None:
+            on_epoch(epoch, history[epoch])
+    model.eval()
+    return history
+
+
+def column_mse(model: nn.Module, tables: list[np.ndarray]) -> np.ndarray:
+    """Return each replica's per-column squared reconstruction error of `tables`, float64 [R, n]."""
+    rows, valid = _stack(tables)
+    with torch.no_grad():
+        squared = (model.predict(rows) - rows) ** 2 * valid.unsqueeze(-1)
+    return (squared.sum(dim=1) / valid.sum(dim=1, keepdim=True)).double().numpy()
+
+
+def ood_errors(settings, train: TrainSettings, prior: np.ndarray, exogenous: np.ndarray, replicas: list[Replica],
+               on_epoch: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
+    """Fit a fresh model (one replica per entry of `replicas`) and score its endogenous columns.
+
+    `settings` is a model settings object (genlab.causal.models). Returns `ood_mse` (on each
+    replica's held-out tail) and `train_mse`, float64 [R] each: the mean over endogenous
+    columns, standardised units^2. Seeded from the first replica's seed.
+    """
+    torch.manual_seed(replicas[0].seed)
+    model = build_model(settings, prior, exogenous, seeds=[r.seed for r in replicas])
+    fit(model, replicas, train, on_epoch)
+    endogenous = ~exogenous
+    return {"ood_mse": column_mse(model, [r.test for r in replicas])[:, endogenous].mean(axis=1),
+            "train_mse": column_mse(model, [r.train for r in replicas])[:, endogenous].mean(axis=1)}
