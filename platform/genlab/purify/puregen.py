@@ -40,7 +40,6 @@ from genlab.checkpoints import read_checkpoint_index
 from genlab.config import StrictModel
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
-from genlab.purify import ddpm as ddpm_purify
 from genlab.purify import ebm as ebm_purify
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.purify.ddpm import DdpmPurifier, DdpmSettings
@@ -68,6 +67,9 @@ class _ChainedSettings(PurifierSettings):
         t_stars = steps or ",".join(map(str, self.ddpm.diffusion_start_steps))
         label = f"{self.name}-E{','.join(map(str, self.ebm.langevin_steps))}-D{t_stars}"
         return label if self.name == "puregen-naive" else f"{label}-R{self.reps}"
+
+    def weights_fingerprint(self) -> str | None:
+        return model_fingerprint(self)
 
 
 class PuregenNaiveSettings(_ChainedSettings):
@@ -132,6 +134,9 @@ class PuregenFiltSettings(PurifierSettings):
 
     def label(self, steps: int = 0) -> str:
         return f"puregen-filt-k{self.filter_fraction}-{self.transform.label(steps)}"
+
+    def weights_fingerprint(self) -> str | None:
+        return model_fingerprint(self)
 
 
 PuregenSettings = PuregenNaiveSettings | PuregenRepsSettings | PuregenFiltSettings
@@ -251,14 +256,10 @@ def build_puregen(settings: DdpmSettings | PuregenSettings, *, seed: int) -> Pur
 
 
 def model_fingerprint(settings: PuregenSettings) -> str:
-    """Return a sha256 over the weights of every model the setting uses (for cache keys)."""
-    return hashlib.sha256("/".join(_weight_digests(settings)).encode()).hexdigest()
-
-
-def _weight_digests(settings: DdpmSettings | PuregenSettings) -> list[str]:
-    if isinstance(settings, DdpmSettings):
-        return [ddpm_purify.model_fingerprint(settings)]
+    """Return a sha256 over the weight digests of every model the setting uses (for cache keys)."""
     if isinstance(settings, PuregenFiltSettings):
         index = read_checkpoint_index(energy_model_source(settings.energy_model), kind=ebm_purify.EBM_KIND)
-        return [index["files"]["model"], *_weight_digests(settings.transform)]
-    return [ebm_purify.model_fingerprint(settings.ebm), ddpm_purify.model_fingerprint(settings.ddpm)]
+        parts = [index["files"]["model"], settings.transform.weights_fingerprint()]
+    else:
+        parts = [settings.ebm.weights_fingerprint(), settings.ddpm.weights_fingerprint()]
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
