@@ -47,13 +47,40 @@ class PurifierSettings(StrictModel):
         """Return a digest of the model weights this setting uses (cache keys), or None for model-free transforms."""
         return None
 
-    def params(self) -> dict[str, Any]:
-        """Return the setting's parameters (without `name`) as plain JSON values."""
-        return self.model_dump(mode="json", exclude={"name"})
+    def snapshot_path(self) -> str | None:
+        """Return the dotted field holding the step counts one run yields (None for one-shot transforms)."""
+        return None
+
+    def params(self, steps: int | None = None) -> dict[str, Any]:
+        """Return the parameters that define the transform, as plain JSON values.
+
+        Model locations and speed knobs (`OPERATIONAL_FIELDS`) are left out; with `steps`, the
+        snapshot field holds that one step count instead of the whole list.
+        """
+        data = _without_operational(self.model_dump(mode="json", exclude={"name"}))
+        path = self.snapshot_path()
+        if steps is not None and path is not None:
+            *parents, leaf = path.split(".")
+            node = data
+            for key in parents:
+                node = node[key]
+            node[leaf] = steps
+        return data
 
     def label(self, steps: int = 0) -> str:
         """Return a short name for run names and tables, e.g. `jpeg-q75` (`steps` for chain purifiers)."""
         return self.name
+
+
+OPERATIONAL_FIELDS = frozenset({"checkpoint", "registered_model", "model_version", "batch_size", "device",
+                                "precision", "channels_last", "compile"})
+
+
+def _without_operational(data: Any) -> Any:
+    """Return nested settings data without the OPERATIONAL_FIELDS keys."""
+    if isinstance(data, dict):
+        return {k: _without_operational(v) for k, v in data.items() if k not in OPERATIONAL_FIELDS}
+    return data
 
 
 def row_generators(seed: int, row_ids: np.ndarray) -> list[np.random.Generator]:

@@ -66,6 +66,9 @@ class EbmSettings(PurifierSettings):
     def weights_fingerprint(self) -> str | None:
         return model_fingerprint(self)
 
+    def snapshot_path(self) -> str | None:
+        return "langevin_steps"
+
 
 def resolve_ebm_checkpoint(name: str, version_or_alias: str | int | None = None) -> Path:
     """Return the local directory of a registered EBM (download cached under `.genlab/models`).

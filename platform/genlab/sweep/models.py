@@ -10,10 +10,13 @@ registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import torch
 
 from genlab.checkpoints import resolve_registered_checkpoint
 from genlab.config import StrictModel, load_yaml, validate
@@ -36,6 +39,18 @@ def _train_ebm(config_path: str, sweep_dataset: Any, train: ImageSet, out_dir: P
                                  "model": cfg.model.model_copy(update={"channels": train.shape[2]})})
     return _cached(cfg, train, out_dir, lambda c, d: train_ebm(
         c, train, train.images, d, registered_name=f"genlab-ebm-{sweep_dataset.name}").model_dir, "ebm")
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """Train with one torch thread, as jobs/train_ebm.py does in the tests: the small EBM recipe is
+    sensitive to float reduction order, and one thread makes the sweep's model the tested one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable[[Any, Path], Path], kind: str) -> Path:
@@ -66,5 +81,6 @@ def provide_models(settings: PurifierSettings, model_training: dict[str, str], s
         path = resolve_registered_checkpoint(settings.registered_model, settings.model_version)
         return settings.model_copy(update={"checkpoint": str(path), "registered_model": None, "model_version": None})
     kind, trainer = entry
-    model_dir = trainer(model_training[kind], sweep_dataset, train, work_dir / "models")
+    with _single_thread():
+        model_dir = trainer(model_training[kind], sweep_dataset, train, work_dir / "models")
     return settings.model_copy(update={"checkpoint": str(model_dir)})

@@ -87,7 +87,7 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         sets = build_training_sets(cfg, train, poisons, out_dir)
         refs = {s.key: ray.put((s.images, s.labels)) for s in sets}
         specs = [{"name": trial_name(s.attack, s.settings, s.steps, seed), "data_key": s.key, "attack": s.attack,
-                  "purifier": s.settings.name, "purifier_params": s.settings.params(), "seed": seed,
+                  "purifier": s.settings.name, "purifier_params": s.settings.params(s.steps), "seed": seed,
                   "purify_images_per_s": s.purify_images_per_s} for s in sets for seed in cfg.seeds]
         callback = MlflowTrialCallback(tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, tags=tags,
                                        params=params, grids={s.key: s.grid_path for s in sets})
