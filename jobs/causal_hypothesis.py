@@ -9,7 +9,7 @@ Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/causal_hypothesis.py                       # conf/causal_hypothesis.yaml, about 2-3 min
     python jobs/causal_hypothesis.py --out out/hypothesis seeds=[0,1,2,3,4,5,6,7,8,9]
     python jobs/causal_hypothesis.py --config conf/causal_hypothesis_pendulum.yaml
-    python jobs/causal_hypothesis.py model.kind=causal_variational_gen data.scm.snr_db=2
+    python jobs/causal_hypothesis.py "model={kind: causal_variational_gen}" data.scm.snr_db=2 train.lr=0.01
 On a Ray cluster:
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/causal_hypothesis.py
 Then look at the runs (experiment causal-hypothesis: a parent run with the ranking table,

@@ -28,7 +28,8 @@ def graph_of(edges, nodes="abcde", **kwargs):
 def test_yaml_graph_matrices_follow_the_node_order():
     graph = load_graph(REPO / "conf/graphs/scm5.yaml")
     assert graph.nodes == ("x0", "x1", "x2", "x3", "x4")
-    assert graph.exogenous == ("x0", "x1") and graph.endogenous == ("x2", "x3", "x4")
+    assert graph.exogenous == ("x0", "x1")
+    np.testing.assert_array_equal(graph.exogenous_mask(), [True, True, False, False, False])
     a = graph.adjacency()
     assert a.dtype == np.float32 and a.shape == (5, 5)
     assert {(graph.nodes[i], graph.nodes[j]) for i, j in zip(*np.nonzero(a))} == set(graph.graph.edges)

@@ -9,6 +9,7 @@ import numpy as np
 
 from genlab.causal.config import CausalTrainConfig
 from genlab.causal.drawing import draw_graph
+from genlab.causal.graph import resolve_graph
 from genlab.causal.pendulum import grid_indices, make_pendulum, pendulum_labels, pendulum_split
 from genlab.causal.report import console_table, csv_text, markdown_table
 from genlab.causal.ranking import mean_and_se
@@ -65,7 +66,7 @@ def run_model_comparison(cfg: CausalTrainConfig, out_dir: Path) -> dict[str, Any
     `best_causal`, `best_baseline` and `causal_beats_baselines` (the best causal model's mean
     OOD error is below every baseline's).
     """
-    job = start_job(cfg, out_dir, "train")
+    job = start_job(cfg, resolve_graph(cfg.graph), out_dir, "train")
     try:
         drawing = draw_graph(job.graph, job.graph, job.out_dir / "graph.png", title=f"{job.graph.name} (true)")
         job.client.log_artifact(job.parent_run_id, str(drawing), "graph")

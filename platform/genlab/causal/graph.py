@@ -67,11 +67,6 @@ class CausalGraph:
         """Return the number of directed edges."""
         return self.graph.number_of_edges()
 
-    @property
-    def endogenous(self) -> tuple[str, ...]:
-        """Return the non-exogenous nodes, in node order."""
-        return tuple(node for node in self.nodes if node not in self.exogenous)
-
     def topological_order(self) -> list[str]:
         """Return the nodes in a topological order (ties broken by node order)."""
         index = {node: i for i, node in enumerate(self.nodes)}

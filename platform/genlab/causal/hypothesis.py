@@ -12,7 +12,7 @@ from genlab.causal.candidates import (apply_edits, candidates_at_distance, liste
                                       structural_hamming_distance)
 from genlab.causal.config import CandidateSettings, HypothesisConfig
 from genlab.causal.drawing import draw_graph
-from genlab.causal.graph import CausalGraph
+from genlab.causal.graph import CausalGraph, resolve_graph
 from genlab.causal.ranking import CandidateResult, summarize
 from genlab.causal.report import console_table, csv_text, markdown_table
 from genlab.causal.runner import metrics_of, start_job
@@ -56,9 +56,10 @@ def run_hypothesis_test(cfg: HypothesisConfig, out_dir: Path) -> dict[str, Any]:
     The summary has `true_graph_rank` (1 = first), `num_candidates`, `true_beats_missing_or_reversed`
     (fraction of seeds), the ranking rows and `all_finished`.
     """
-    job = start_job(cfg, out_dir, "hypothesis")
+    truth = resolve_graph(cfg.graph)
+    candidates = build_candidates(truth, cfg.candidates)
+    job = start_job(cfg, truth, out_dir, "hypothesis")
     try:
-        candidates = build_candidates(job.graph, cfg.candidates)
         print(f"[genlab] {len(candidates)} candidate graphs, model {cfg.model.kind}")
         specs, distances = [], {}
         for index, graph in enumerate(candidates):

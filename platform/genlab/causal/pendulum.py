@@ -56,11 +56,6 @@ class PendulumData:
     labels: np.ndarray
     test: np.ndarray
 
-    @property
-    def train(self) -> np.ndarray:
-        """Return the train mask, bool [N] (the complement of `test`)."""
-        return ~self.test
-
 
 def grid_indices(grid: str) -> tuple[np.ndarray, np.ndarray]:
     """Return the pendulum and light indices (int64 [N] each) in raster order, j = 100 skipped."""

@@ -12,7 +12,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from genlab.causal.config import CausalJobConfig
-from genlab.causal.graph import CausalGraph, resolve_graph
+from genlab.causal.graph import CausalGraph
 from genlab.causal.splits import split_columns
 from genlab.causal.tables import make_tables, tables_hash
 from genlab.causal.train import Replica, make_replicas
@@ -69,9 +69,8 @@ class CausalJob:
             self.client.log_artifact(self.parent_run_id, str(path), "report")
 
 
-def start_job(cfg: CausalJobConfig, out_dir: Path, run_label: str) -> CausalJob:
-    """Load the true graph, draw the tables and replicas, and open the MLflow parent run."""
-    graph = resolve_graph(cfg.graph)
+def start_job(cfg: CausalJobConfig, graph: CausalGraph, out_dir: Path, run_label: str) -> CausalJob:
+    """Draw the tables and replicas over the true `graph`, and open the MLflow parent run."""
     columns = split_columns(graph.nodes, graph.exogenous, cfg.split)
     tables = make_tables(cfg.data, graph, cfg.seeds)
     replicas = make_replicas(tables, columns, cfg.split.quantile)

@@ -6,16 +6,17 @@ import hashlib
 
 import numpy as np
 
+from genlab.causal.config import DataSettings
 from genlab.causal.graph import CausalGraph
 from genlab.causal.pendulum import COLUMNS, pendulum_table
 from genlab.causal.scm import scm_dataset
 from genlab.errors import ConfigError
 
 
-def make_tables(data, graph: CausalGraph, seeds: list[int]) -> dict[int, np.ndarray]:
+def make_tables(data: DataSettings, graph: CausalGraph, seeds: list[int]) -> dict[int, np.ndarray]:
     """Return {seed: rows float64 [num_samples, n]} with columns in `graph.nodes` order.
 
-    `data` is a `DataSettings`. Pendulum tables need a graph over exactly the pendulum's
+    Pendulum tables need a graph over exactly the pendulum's
     columns (conf/graphs/pendulum.yaml); anything else is a ConfigError.
     """
     if data.kind == "pendulum":

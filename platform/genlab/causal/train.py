@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.causal.models import build_model
+from genlab.causal.models import CausalGenSettings, CausalVariationalGenSettings, VAESettings, build_model
 from genlab.causal.splits import Standardizer, tail_split
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
@@ -104,11 +104,11 @@ def column_mse(model: nn.Module, tables: list[np.ndarray]) -> np.ndarray:
     return (squared.sum(dim=1) / valid.sum(dim=1, keepdim=True)).double().numpy()
 
 
-def ood_errors(settings, train: TrainSettings, prior: np.ndarray, exogenous: np.ndarray, replicas: list[Replica],
+def ood_errors(settings: CausalGenSettings | CausalVariationalGenSettings | VAESettings, train: TrainSettings, prior: np.ndarray, exogenous: np.ndarray, replicas: list[Replica],
                on_epoch: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Fit a fresh model (one replica per entry of `replicas`) and score its endogenous columns.
 
-    `settings` is a model settings object (genlab.causal.models). Returns `ood_mse` (on each
+    `settings` picks the model (a fully connected predictor is a CausalGenSettings). Returns `ood_mse` (on each
     replica's held-out tail) and `train_mse`, float64 [R] each: the mean over endogenous
     columns, standardised units^2. Seeded from the first replica's seed.
     """

@@ -20,15 +20,17 @@ from mlflow.tracking import MlflowClient
 from pydantic import TypeAdapter
 from ray import tune
 
+from genlab.causal.config import TrialSettings
 from genlab.causal.models import ModelSettings
 from genlab.causal.train import Replica, TrainSettings, ood_errors
+from genlab.config import StrictModel
 from genlab.tracking import log_params, start_child_run
 
 REPORT_EVERY = 10  # epochs between train_loss reports
 MODEL_SETTINGS = TypeAdapter(ModelSettings)
 
 
-def trial_spec(name: str, model: Any, prior: np.ndarray, params: dict[str, str], drawing: Path | None) -> dict[str, Any]:
+def trial_spec(name: str, model: StrictModel, prior: np.ndarray, params: dict[str, str], drawing: Path | None) -> dict[str, Any]:
     """Return a trial's spec (plain data, shipped to the trial): name, model settings, prior [n, n], MLflow params."""
     return {"name": name, "model": model.model_dump(), "prior": prior.tolist(), "params": params,
             "drawing": str(drawing) if drawing else None}
@@ -47,6 +49,7 @@ def causal_trial(config: dict[str, Any], *, specs: dict[str, dict[str, Any]], re
     settings = TrainSettings.model_validate(train)
 
     def on_epoch(epoch: int, losses: np.ndarray) -> None:
+        """Report the mean train loss over replicas (standardised units^2) every REPORT_EVERY epochs."""
         if (epoch + 1) % REPORT_EVERY == 0 or epoch + 1 == settings.epochs:
             tune.report({"epoch": epoch + 1, "train_loss": float(losses.mean())})
 
@@ -72,9 +75,11 @@ class CausalTrialCallback(tune.Callback):
 
     @property
     def client(self) -> MlflowClient:
+        """Return a client of the tracking store (made per use: the callback may be copied by Tune)."""
         return MlflowClient(self.tracking_uri)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Open the trial's nested run (once, even on restart): params, drawing of its graph."""
         spec = self.specs[trial.config["name"]]
         if spec["name"] in self.run_ids:
             return
@@ -86,6 +91,7 @@ class CausalTrialCallback(tune.Callback):
             self.client.log_artifact(run_id, spec["drawing"], "graph")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        """Log `train_loss` by epoch; on the final result keep the errors and log `ood_mse` / `train_mse` per seed."""
         name = trial.config["name"]
         run_id, now = self.run_ids[name], int(time.time() * 1000)
         metrics = []
@@ -101,11 +107,13 @@ class CausalTrialCallback(tune.Callback):
             self.client.log_batch(run_id, metrics=metrics)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Close the trial's run as FINISHED."""
         name = trial.config["name"]
         self.client.set_terminated(self.run_ids[name], "FINISHED")
         self.finished.add(name)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """Close the trial's run as FAILED with the error's last line as tag `error` and the text as error.txt."""
         run_id = self.run_ids.get(trial.config["name"])
         if run_id is None:
             return
@@ -115,11 +123,11 @@ class CausalTrialCallback(tune.Callback):
         self.client.set_terminated(run_id, "FAILED")
 
 
-def run_tune(replicas: list[Replica], exogenous: np.ndarray, *, train: TrainSettings, tune_settings: Any,
+def run_tune(replicas: list[Replica], exogenous: np.ndarray, *, train: TrainSettings, tune_settings: TrialSettings,
              storage: str, name: str, callback: CausalTrialCallback) -> None:
     """Run one Tune trial per spec of `callback.specs` (a grid over their names); `callback` records the outcomes.
 
-    `tune_settings` is a `TrialSettings`. A failed trial does not stop the others.
+    A failed trial does not stop the others.
     """
     trainable = tune.with_parameters(causal_trial, specs=callback.specs, replicas=replicas, exogenous=exogenous,
                                      train=train.model_dump(), num_threads=int(tune_settings.cpus_per_trial))
