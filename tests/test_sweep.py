@@ -15,9 +15,15 @@ from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
-QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]"]
+QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
+         "purifiers.5.ebm.langevin_steps=[5]", "purifiers.5.ddpm.diffusion_start_steps=[5]",
+         "purifiers.6.ebm.langevin_steps=[3]", "purifiers.6.ddpm.diffusion_start_steps=[3]",
+         "purifiers.7.transform.diffusion_start_steps=[5]"]
+PURIFIERS = ("none", "jpeg", "gaussian_noise", "ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
 TINY_EBM = {"model": {"arch": "conv", "nf": 4}, "iterations": 4, "batch_size": 8, "bank_size": 32, "langevin_steps": 2,
             "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2}
+TINY_DDPM = {"model": {"block_out_channels": [4, 8, 8], "attention_head_dim": 4}, "iterations": 4, "batch_size": 8,
+             "warmup_steps": 1, "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2}
 
 
 def _runs(uri: str, experiment: str = "defense-sweep"):
@@ -34,10 +40,13 @@ def sweep(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("sweep")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    (tmp / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))  # plumbing only; test_ebm.py tests a real EBM's effect
+    # Tiny generative models: this tests the plumbing; test_ebm.py / test_ddpm.py test real models' effect.
+    (tmp / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
+    (tmp / "tiny_ddpm.yaml").write_text(json.dumps(TINY_DDPM))
     try:
         cfg = load_config(SweepConfig, REPO / "conf/defense_sweep.yaml",
-                          QUICK + [f"work_dir={tmp / 'work'}", f"model_training.ebm={tmp / 'tiny_ebm.yaml'}"])
+                          QUICK + [f"work_dir={tmp / 'work'}", f"model_training.ebm={tmp / 'tiny_ebm.yaml'}",
+                                   f"model_training.ddpm={tmp / 'tiny_ddpm.yaml'}"])
         result = run_sweep(cfg, tmp / "out")
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI")
@@ -47,7 +56,7 @@ def sweep(tmp_path_factory, ray_session):
 def test_sweep_covers_every_attack_and_purifier(sweep):
     result, _, _ = sweep
     combos = {(r["attack"], r["purifier"]) for r in result.rows}
-    assert combos == {(a, p) for a in ("badnets", "blend") for p in ("none", "jpeg", "gaussian_noise", "ebm")}
+    assert combos == {(a, p) for a in ("badnets", "blend") for p in PURIFIERS}
     assert result.all_finished
     ebm_steps = sorted(r["purifier_params"]["langevin_steps"] for r in result.rows if r["purifier"] == "ebm")
     assert ebm_steps == [10, 10, 20, 20]  # one chain, two snapshots, for each attack

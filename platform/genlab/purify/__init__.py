@@ -13,9 +13,12 @@ from pydantic import Field
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.purify.baselines import (GaussianNoisePurifier, GaussianNoiseSettings, IdentityPurifier, JpegPurifier,
                                      JpegSettings, NoneSettings)
+from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmPurifier, EbmSettings
+from genlab.purify.puregen import PuregenFiltSettings, PuregenNaiveSettings, PuregenRepsSettings, build_puregen
 
-PurifierConfig = Annotated[Union[NoneSettings, JpegSettings, GaussianNoiseSettings, EbmSettings],
+PurifierConfig = Annotated[Union[NoneSettings, JpegSettings, GaussianNoiseSettings, EbmSettings, DdpmSettings,
+                                 PuregenNaiveSettings, PuregenRepsSettings, PuregenFiltSettings],
                            Field(discriminator="name")]
 
 
@@ -27,6 +30,8 @@ def build_purifier(settings: PurifierSettings, *, seed: int) -> Purifier:
         return GaussianNoisePurifier(settings.sigma, seed)
     if isinstance(settings, EbmSettings):
         return EbmPurifier(settings, seed)
+    if isinstance(settings, (DdpmSettings, PuregenNaiveSettings, PuregenRepsSettings, PuregenFiltSettings)):
+        return build_puregen(settings, seed=seed)
     return IdentityPurifier()
 
 

@@ -70,6 +70,9 @@ class DdpmSettings(PurifierSettings):
     def label(self, steps: int = 0) -> str:
         return f"ddpm-t{steps}" if steps else f"ddpm-t{','.join(map(str, self.diffusion_start_steps))}"
 
+    def snapshot_path(self) -> str | None:
+        return "diffusion_start_steps"
+
     def weights_fingerprint(self) -> str | None:
         return model_fingerprint(self)
 

@@ -68,6 +68,9 @@ class _ChainedSettings(PurifierSettings):
         label = f"{self.name}-E{','.join(map(str, self.ebm.langevin_steps))}-D{t_stars}"
         return label if self.name == "puregen-naive" else f"{label}-R{self.reps}"
 
+    def snapshot_path(self) -> str | None:
+        return "ddpm.diffusion_start_steps"
+
     def weights_fingerprint(self) -> str | None:
         return model_fingerprint(self)
 
@@ -134,6 +137,9 @@ class PuregenFiltSettings(PurifierSettings):
 
     def label(self, steps: int = 0) -> str:
         return f"puregen-filt-k{self.filter_fraction}-{self.transform.label(steps)}"
+
+    def snapshot_path(self) -> str | None:
+        return f"transform.{self.transform.snapshot_path()}"
 
     def weights_fingerprint(self) -> str | None:
         return model_fingerprint(self)

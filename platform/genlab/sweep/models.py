@@ -21,8 +21,10 @@ import torch
 from genlab.checkpoints import resolve_registered_checkpoint
 from genlab.config import StrictModel, load_yaml, validate
 from genlab.data.imageset import ImageSet
-from genlab.purify.base import PurifierSettings
+from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
+from genlab.purify.puregen import EnergyModelSettings
+from genlab.train.ddpm import DdpmTrainConfig, train_ddpm
 from genlab.train.ebm import EbmTrainConfig, train_ebm
 
 
@@ -41,9 +43,16 @@ def _train_ebm(config_path: str, sweep_dataset: Any, train: ImageSet, out_dir: P
         c, train, train.images, d, registered_name=f"genlab-ebm-{sweep_dataset.name}").model_dir, "ebm")
 
 
+def _train_ddpm(config_path: str, sweep_dataset: Any, train: ImageSet, out_dir: Path) -> Path:
+    cfg = _training_config(DdpmTrainConfig, config_path)
+    model = cfg.model.model_copy(update={"sample_size": train.shape[0], "channels": train.shape[2]})
+    cfg = cfg.model_copy(update={"dataset": sweep_dataset, "model": model})
+    return _cached(cfg, train, out_dir, lambda c, d: train_ddpm(c, train, train.images, d).model_dir, "ddpm")
+
+
 @contextlib.contextmanager
 def _single_thread() -> Iterator[None]:
-    """Train with one torch thread, as jobs/train_ebm.py does in the tests: the small EBM recipe is
+    """Train with one torch thread, as the training jobs do in the tests: the small EBM recipe is
     sensitive to float reduction order, and one thread makes the sweep's model the tested one."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -59,21 +68,30 @@ def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable
     target = out_dir / f"{kind}-{key}"
     if not (target / "finished.json").is_file():
         print(f"[genlab] no {kind} model given: training one with small settings into {target} (once; cached)")
-    return train_fn(cfg, target)
+    with _single_thread():
+        return train_fn(cfg, target)
 
 
-TRAINERS: dict[type[PurifierSettings], tuple[str, Callable[[str, Any, ImageSet, Path], Path]]] = {
+TRAINERS: dict[type[StrictModel], tuple[str, Callable[[str, Any, ImageSet, Path], Path]]] = {
     EbmSettings: ("ebm", _train_ebm),
+    EnergyModelSettings: ("ebm", _train_ebm),
+    DdpmSettings: ("ddpm", _train_ddpm),
 }
 
 
-def provide_models(settings: PurifierSettings, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,
-                   work_dir: Path) -> PurifierSettings:
-    """Return `settings` with a local checkpoint for a generative purifier.
+def provide_models(settings: StrictModel, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,
+                   work_dir: Path) -> Any:
+    """Return `settings` (and every model setting nested in it) with a local checkpoint.
 
     A registered model is resolved here, on the driver (Ray actors may not see the tracking
-    store); a setting without a model gets one trained on first use.
+    store); a model setting without a model gets one trained on first use. PureGen
+    combinations hold EBM and DDPM settings, and each is provided for in the same way.
     """
+    nested = {name: provide_models(value, model_training, sweep_dataset, train, work_dir)
+              for name in type(settings).model_fields if isinstance(value := getattr(settings, name), StrictModel)}
+    changed = {name: value for name, value in nested.items() if value is not getattr(settings, name)}
+    if changed:
+        settings = settings.model_copy(update=changed)
     entry = TRAINERS.get(type(settings))
     if entry is None or settings.checkpoint is not None:
         return settings
@@ -81,6 +99,5 @@ def provide_models(settings: PurifierSettings, model_training: dict[str, str], s
         path = resolve_registered_checkpoint(settings.registered_model, settings.model_version)
         return settings.model_copy(update={"checkpoint": str(path), "registered_model": None, "model_version": None})
     kind, trainer = entry
-    with _single_thread():
-        model_dir = trainer(model_training[kind], sweep_dataset, train, work_dir / "models")
-    return settings.model_copy(update={"checkpoint": str(model_dir)})
+    return settings.model_copy(update={"checkpoint": str(trainer(model_training[kind], sweep_dataset, train,
+                                                                 work_dir / "models"))})

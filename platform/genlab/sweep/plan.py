@@ -19,6 +19,7 @@ from genlab.attacks import PoisonSet, craft_poisons, load_poison_set
 from genlab.data.imageset import ImageSet
 from genlab.purify.base import PurifierSettings
 from genlab.purify.cache import PurificationCache
+from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import purify_cached
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.models import provide_models
@@ -61,22 +62,34 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, cache_dir: Pa
 
 
 def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, PoisonSet], out_dir: Path) -> list[TrainingSet]:
-    """Return every (attack, purifier setting, step count) training set, purifying through Ray Data."""
+    """Return every (attack, purifier setting, step count) training set, purifying through Ray Data.
+
+    `puregen-filt` ranks the whole poisoned training set by EBM energy, so its rows are not
+    purified batch by batch: the stage runs its `transform` (shared with a plain setting of the
+    same transform through the cache), and the highest-energy share of rows takes the result.
+    """
     cache = PurificationCache(Path(cfg.work_dir) / "purified")
     row_ids = np.arange(len(train), dtype=np.int64)
     sets = []
     for settings in [s for entry in cfg.purifiers for s in entry.settings()]:
         settings = provide_models(settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
-        print(f"[genlab] purifying {len(train)} clean training images with {settings.label()}")
-        clean = purify_cached(train.images, train.labels, row_ids, settings, cfg.seed, cfg.purification, cache)
+        staged = settings.transform if isinstance(settings, PuregenFiltSettings) else settings
+        print(f"[genlab] purifying {len(train)} clean training images with {staged.label()}")
+        clean = purify_cached(train.images, train.labels, row_ids, staged, cfg.seed, cfg.purification, cache)
         for attack, poison in poisons.items():
             rows = poison.base_indices
-            dirty = purify_cached(poison.images, poison.labels, rows, settings, cfg.seed, cfg.purification, cache)
+            dirty = purify_cached(poison.images, poison.labels, rows, staged, cfg.seed, cfg.purification, cache)
+            labels = train.labels.copy()
+            labels[rows] = poison.labels
+            raw = train.images.copy()
+            raw[rows] = poison.images
             for steps in settings.snapshot_steps():
                 images = clean.by_steps[steps].copy()
                 images[rows] = dirty.by_steps[steps]
-                labels = train.labels.copy()
-                labels[rows] = poison.labels
+                if isinstance(settings, PuregenFiltSettings):
+                    energies = EnergyScorer(settings.energy_model).scores(raw)
+                    chosen = highest_energy_rows(energies, settings.filter_fraction)
+                    images = np.where(chosen[:, None, None, None], images, raw)
                 key = f"{attack}-{settings.label(steps)}"
                 shown = rows[:8]
                 grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
