@@ -55,6 +55,11 @@ class DdpmNetConfig(StrictModel):
         if any(c % self.norm_num_groups for c in self.block_out_channels):
             raise ValueError(f"norm_num_groups {self.norm_num_groups} must divide every block_out_channels value "
                              f"{self.block_out_channels}")
+        attention = [c for c, kind in zip(self.block_out_channels, self.down_block_types) if kind.startswith("Attn")]
+        attention += [c for c, kind in zip(self.block_out_channels[::-1], self.up_block_types) if kind.startswith("Attn")]
+        if any(c % self.attention_head_dim for c in attention):
+            raise ValueError(f"attention_head_dim {self.attention_head_dim} must divide the channels of every attention "
+                             f"level {sorted(set(attention))}")
         return self
 
 

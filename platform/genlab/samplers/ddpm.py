@@ -96,7 +96,6 @@ class DdpmSampler:
 
     def __init__(self, net: nn.Module, *, precision: Precision = "fp32", channels_last: bool = False,
                  compile: bool = False) -> None:
-        self.net = net
         self.device = next(net.parameters()).device
         self.precision = precision
         self.channels_last = channels_last
@@ -119,13 +118,9 @@ class DdpmSampler:
         self.net_evaluations += len(x_t)
         return eps.float()
 
-    def q_sample(self, x0: torch.Tensor, t: int | torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Return x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (Eq. 4; `DDPMScheduler.add_noise`).
-
-        t: one timestep in 0..999 for every row, or int64 [N] (one per row, as in training).
-        """
-        timesteps = t if isinstance(t, torch.Tensor) else torch.full((len(x0),), t, dtype=torch.int64)
-        return self.scheduler.add_noise(x0, noise, timesteps.to(x0.device))
+    def q_sample(self, x0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
+        """Return x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (Eq. 4; `DDPMScheduler.add_noise`), t in 0..999."""
+        return self.scheduler.add_noise(x0, noise, torch.full((len(x0),), t, dtype=torch.int64, device=x0.device))
 
     def p_sample(self, x_t: torch.Tensor, t: int, noise: torch.Tensor | None) -> torch.Tensor:
         """Return x_{t-1}: one ancestral step from x_t [N, C, H, W] (all at step t); `noise` ~ N(0, I), unused at t = 0."""

@@ -41,7 +41,7 @@ from genlab.checkpoints import load_checkpoint, load_state_into, optimizer_tenso
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig, ImageSet
 from genlab.data.convert import to_pixels, to_unit_range
-from genlab.errors import TrainingDivergedError
+from genlab.errors import ConfigError, TrainingDivergedError
 from genlab.models.ddpm import DdpmNetConfig, DdpmUNet, build_unet
 from genlab.samplers.ddpm import NUM_TRAIN_TIMESTEPS, DdpmSampler, make_scheduler
 from genlab.samplers.langevin import resolve_device
@@ -181,12 +181,12 @@ def train_ddpm(cfg: DdpmTrainConfig, train_set: ImageSet, preview: np.ndarray, o
     """Train (or resume, or return the finished run in) `out_dir`: a DDPM on `train_set`, registered as `registry_name_of(cfg)`.
 
     `preview`: uint8 NHWC training images of the dataset to purify, shown purified in the grids.
-    Raises `ValueError` if the images do not fit `cfg.model`, `CheckpointError` if `out_dir`
+    Raises `ConfigError` if the images do not fit `cfg.model`, `CheckpointError` if `out_dir`
     holds a checkpoint of another config.
     """
     if train_set.shape != (cfg.model.sample_size, cfg.model.sample_size, cfg.model.channels):
-        raise ValueError(f"model expects {cfg.model.sample_size}x{cfg.model.sample_size}x{cfg.model.channels} "
-                         f"images, the training set has {train_set.shape}")
+        raise ConfigError(f"config keys model.sample_size/model.channels: the UNet takes {cfg.model.sample_size}x"
+                          f"{cfg.model.sample_size}x{cfg.model.channels} images, the training set has {train_set.shape}")
     trainer = DdpmTrainer(cfg, to_unit_range(train_set.images, resolve_device(cfg.device)), preview)
     name = registry_name_of(cfg)
     return train_generative(trainer, out_dir, run_name=f"{name.removeprefix('genlab-')}-seed{cfg.seed}",
