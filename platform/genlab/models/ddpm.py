@@ -24,6 +24,7 @@ from torch import nn
 
 from genlab.config import StrictModel
 
+CHECKPOINT_KIND = "ddpm"  # `kind` of a trained UNet's checkpoint (written by train_ddpm, loaded by the ddpm purifier)
 DownBlock = Literal["DownBlock2D", "AttnDownBlock2D"]
 UpBlock = Literal["UpBlock2D", "AttnUpBlock2D"]
 

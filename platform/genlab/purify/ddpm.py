@@ -28,12 +28,11 @@ from pydantic import Field, field_validator, model_validator
 from genlab.checkpoints import load_checkpoint, load_state_into, read_checkpoint_index, resolve_registered_checkpoint
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
-from genlab.models.ddpm import DdpmNetConfig, DdpmUNet, build_unet
+from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.samplers.ddpm import MAX_START_STEP, DdpmSampler, Precision
 from genlab.samplers.langevin import resolve_device
 
-DDPM_KIND = "ddpm"
 TRAIN_HINT = "train one with `python jobs/train_ddpm.py` (conf/train_ddpm.yaml), which registers genlab-ddpm-<dataset>"
 
 
@@ -79,7 +78,7 @@ class DdpmSettings(PurifierSettings):
 
 def load_ddpm(path: str | Path, device: str | torch.device = "cpu") -> DdpmUNet:
     """Return the UNet saved at checkpoint directory `path`, in eval mode on `device`, with frozen weights."""
-    tensors, index = load_checkpoint(path, kind=DDPM_KIND, device=device)
+    tensors, index = load_checkpoint(path, kind=CHECKPOINT_KIND, device=device)
     try:
         config = DdpmNetConfig.model_validate(index["config"])
     except ValueError as exc:
@@ -96,14 +95,14 @@ def model_source(settings: DdpmSettings) -> Path:
         return Path(settings.checkpoint)
     if settings.registered_model is not None:
         path = resolve_registered_checkpoint(settings.registered_model, settings.model_version)
-        read_checkpoint_index(path, kind=DDPM_KIND)
+        read_checkpoint_index(path, kind=CHECKPOINT_KIND)
         return path
     raise CheckpointError(f"purifier ddpm needs checkpoint=... or registered_model=...; {TRAIN_HINT}")
 
 
 def model_fingerprint(settings: DdpmSettings) -> str:
     """Return the sha256 of the UNet weights the settings name (for cache keys: a retrained checkpoint changes it)."""
-    return read_checkpoint_index(model_source(settings), kind=DDPM_KIND)["files"]["model"]
+    return read_checkpoint_index(model_source(settings), kind=CHECKPOINT_KIND)["files"]["model"]
 
 
 def resolve_precision(precision: str, device: torch.device) -> Precision:

@@ -42,14 +42,12 @@ from genlab.config import StrictModel
 from genlab.data import DatasetConfig, ImageSet
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import ConfigError, TrainingDivergedError
-from genlab.models.ddpm import DdpmNetConfig, DdpmUNet, build_unet
+from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
 from genlab.samplers.ddpm import NUM_TRAIN_TIMESTEPS, DdpmSampler, make_scheduler
 from genlab.samplers.langevin import resolve_device
 from genlab.train.generative_common import (GenerativeTrainer, GenerativeTrainResult, iteration_generator, log_metrics,
                                             registry_name, train_generative)
 from genlab.visualize import save_image_grid
-
-MODEL_KIND = "ddpm"  # checkpoint kind of a trained UNet (what the ddpm purifier loads)
 
 
 class DdpmTrainConfig(StrictModel):
@@ -98,7 +96,7 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
 
     family = "ddpm"
     state_kind = "ddpm-train-state"
-    model_kind = MODEL_KIND
+    model_kind = CHECKPOINT_KIND
 
     def __init__(self, cfg: DdpmTrainConfig, data: torch.Tensor, preview: np.ndarray) -> None:
         super().__init__(cfg)
