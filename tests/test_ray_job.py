@@ -31,7 +31,11 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
     ray_temp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard), "--port", str(_free_port()), "--temp-dir", ray_temp],
+         "--dashboard-port", str(dashboard), "--port", str(_free_port()), "--temp-dir", ray_temp,
+         # own ports for the node's agents: the test session's local Ray holds the defaults
+         *[arg for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
+                            "--runtime-env-agent-port", "--ray-client-server-port")
+           for arg in (flag, str(_free_port()))]],
         env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         address = f"http://127.0.0.1:{dashboard}"
@@ -40,11 +44,14 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
                              capture_output=True).returncode != 0:
             assert time.time() < deadline and head.poll() is None, "the Ray head did not come up"
             time.sleep(2)
-        job = subprocess.run(
-            [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".", "--",
-             "python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
-             "purifiers=[{name: none}, {name: jpeg, quality: 50}]", f"work_dir={tmp_path / 'work'}"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+        submit = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".", "--",
+                  "python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
+                  "purifiers=[{name: none}, {name: jpeg, quality: 50}]", f"work_dir={tmp_path / 'work'}"]
+        while True:  # the dashboard answers before the node's job agent is up ("No available agent")
+            job = subprocess.run(submit, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+            if "No available agent" not in job.stderr or time.time() > deadline:
+                break
+            time.sleep(3)
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in job.stdout + job.stderr
     finally:
