@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import BaseModel
@@ -124,6 +124,20 @@ def check_config(path: Path, stored: dict[str, Any], expected: BaseModel | dict[
 def save_model(path: str | Path, model: nn.Module, *, kind: str, meta: dict[str, Any] | None = None) -> Path:
     """Save a network that carries its config (`model.config`, a StrictModel) as a checkpoint."""
     return save_checkpoint(path, kind=kind, config=model.config, tensors={"model": model.state_dict()}, meta=meta)
+
+
+def load_frozen_model(path: str | Path, *, kind: str, config_cls: type[BaseModel], build: Callable[[Any], nn.Module],
+                      device: str | torch.device = "cpu") -> nn.Module:
+    """Return the network of checkpoint `path` (built by `build(config)`), in eval mode on `device`, weights frozen."""
+    tensors, index = load_checkpoint(path, kind=kind, device=device)
+    try:
+        config = config_cls.model_validate(index["config"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {kind} config is invalid ({str(exc).splitlines()[0]})") from None
+    model = build(config).to(device)
+    load_state_into(model, tensors["model"], Path(path))
+    model.eval().requires_grad_(False)
+    return model
 
 
 def load_state_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from genlab.checkpoints import load_checkpoint, load_state_into, read_checkpoint_index, resolve_registered_checkpoint
+from genlab.checkpoints import load_frozen_model, read_checkpoint_index, resolve_registered_checkpoint
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
@@ -78,15 +78,7 @@ class DdpmSettings(PurifierSettings):
 
 def load_ddpm(path: str | Path, device: str | torch.device = "cpu") -> DdpmUNet:
     """Return the UNet saved at checkpoint directory `path`, in eval mode on `device`, with frozen weights."""
-    tensors, index = load_checkpoint(path, kind=CHECKPOINT_KIND, device=device)
-    try:
-        config = DdpmNetConfig.model_validate(index["config"])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: DDPM config is invalid ({str(exc).splitlines()[0]})") from None
-    model = build_unet(config).to(device)
-    load_state_into(model, tensors["model"], Path(path))
-    model.eval().requires_grad_(False)
-    return model
+    return load_frozen_model(path, kind=CHECKPOINT_KIND, config_cls=DdpmNetConfig, build=build_unet, device=device)
 
 
 def model_source(settings: DdpmSettings) -> Path:

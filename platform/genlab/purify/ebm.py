@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from genlab.checkpoints import load_checkpoint, load_state_into, read_checkpoint_index, resolve_registered_checkpoint
+from genlab.checkpoints import load_frozen_model, read_checkpoint_index, resolve_registered_checkpoint
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
 from genlab.models.ebm import EbmNetConfig, build_ebm
@@ -83,15 +83,7 @@ def resolve_ebm_checkpoint(name: str, version_or_alias: str | int | None = None)
 
 def load_ebm(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Return the EBM saved at checkpoint directory `path`, in eval mode on `device`, with frozen weights."""
-    tensors, index = load_checkpoint(path, kind=EBM_KIND, device=device)
-    try:
-        config = EbmNetConfig.model_validate(index["config"])
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: EBM config is invalid ({str(exc).splitlines()[0]})") from None
-    model = build_ebm(config).to(device)
-    load_state_into(model, tensors["model"], Path(path))
-    model.eval().requires_grad_(False)
-    return model
+    return load_frozen_model(path, kind=EBM_KIND, config_cls=EbmNetConfig, build=build_ebm, device=device)
 
 
 def model_source(settings: EbmSettings) -> Path:
