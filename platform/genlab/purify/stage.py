@@ -2,7 +2,10 @@
 
 Each actor builds its purifier once (`__init__`: model weights are loaded there) and
 purifies numpy batches in `__call__`. Rows come back exploded per step count
-(`row_id`, `image`, `label`, `steps`), are gathered by the driver, and cached as parquet.
+(`position`, `row_id`, `image`, `label`, `steps`), are gathered by the driver, and cached as
+parquet. `row_id` keys each row's noise (so the clean and the poisoned copy of a training row
+are purified with the same noise); `position` is unique within a run, so several parts (clean
+rows and each attack's poisoned rows) share one stage run and one actor-pool start-up.
 The driver writes the parquet itself: a Ray `write_parquet` stage would need CPUs that the
 actor pool holds on small machines (Ray Data CPU starvation, ray#44687).
 """
@@ -12,7 +15,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -54,17 +58,19 @@ class PurifierActor:
         by_steps = self.purifier.purify(np.asarray(batch["image"]), np.asarray(batch["row_id"]))
         steps = sorted(by_steps)
         count = len(batch["row_id"])
-        return {"row_id": np.tile(batch["row_id"], len(steps)), "label": np.tile(batch["label"], len(steps)),
+        return {"position": np.tile(batch["position"], len(steps)), "row_id": np.tile(batch["row_id"], len(steps)),
+                "label": np.tile(batch["label"], len(steps)),
                 "image": np.concatenate([by_steps[s] for s in steps]),
                 "steps": np.repeat(np.asarray(steps, dtype=np.int64), count)}
 
 
 def images_to_ray_dataset(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, num_blocks: int) -> ray.data.Dataset:
-    """Return a Ray Dataset with columns `row_id`, `image` (uint8 HWC tensor), `label`, in `num_blocks` blocks."""
+    """Return a Ray Dataset with columns `position` (0..N-1), `row_id`, `image` (uint8 HWC tensor), `label`,
+    in `num_blocks` blocks."""
     from ray.data.extensions import ArrowTensorArray
 
-    table = pa.table({"row_id": row_ids.astype(np.int64), "image": ArrowTensorArray.from_numpy(images),
-                      "label": labels.astype(np.int64)})
+    table = pa.table({"position": np.arange(len(row_ids), dtype=np.int64), "row_id": row_ids.astype(np.int64),
+                      "image": ArrowTensorArray.from_numpy(images), "label": labels.astype(np.int64)})
     bounds = np.linspace(0, len(row_ids), max(1, min(num_blocks, len(row_ids))) + 1).astype(int)
     return ray.data.from_arrow([table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:])])
 
@@ -82,35 +88,67 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
         num_cpus=stage.num_cpus_per_actor, num_gpus=stage.num_gpus_per_actor or None)
     chunks = list(purified.iter_batches(batch_size=None, batch_format="numpy"))
     elapsed = time.perf_counter() - start
+    out_positions = np.concatenate([c["position"] for c in chunks])
     out_rows = np.concatenate([c["row_id"] for c in chunks])
     out_steps = np.concatenate([c["steps"] for c in chunks])
     out_images = np.concatenate([c["image"] for c in chunks]).astype(np.uint8)
-    position = {int(r): i for i, r in enumerate(row_ids)}
     by_steps: dict[int, np.ndarray] = {}
     for step in np.unique(out_steps):
         mask = out_steps == step
-        aligned = np.empty_like(images)
-        order = np.fromiter((position[int(r)] for r in out_rows[mask]), dtype=np.int64, count=int(mask.sum()))
-        if len(order) != len(row_ids) or len(np.unique(order)) != len(row_ids):
+        order = out_positions[mask]
+        if len(order) != len(row_ids) or len(np.unique(order)) != len(row_ids) \
+                or not np.array_equal(out_rows[mask], row_ids[order]):
             raise RuntimeError(f"purification stage returned {len(order)} rows for {len(row_ids)} inputs at steps={step}")
+        aligned = np.empty_like(images)
         aligned[order] = out_images[mask]
         by_steps[int(step)] = aligned
     return PurifiedImages(row_ids, by_steps, images_per_s=len(row_ids) / elapsed)
 
 
-def purify_cached(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, settings: PurifierSettings, seed: int,
-                  stage: PurificationStageConfig, cache: PurificationCache) -> PurifiedImages:
-    """Return purified rows from the cache, or run the stage and cache them (`none` passes rows through).
+@dataclass(frozen=True)
+class StageInput:
+    """One part of a stage run: uint8 NHWC `images` with their `labels` and noise-keying `row_ids`."""
 
-    The cache key covers the pixels, row ids, settings, seed and the model weights' fingerprint.
+    images: np.ndarray
+    labels: np.ndarray
+    row_ids: np.ndarray
+
+    def cache_key(self, settings: PurifierSettings, seed: int) -> str:
+        """Return this part's purification-cache key under `settings` and `seed`."""
+        return content_key(self.images, self.row_ids, settings.model_dump(mode="json"), seed,
+                           settings.weights_fingerprint())
+
+
+def purify_parts_cached(parts: Sequence[StageInput], settings: PurifierSettings, seed: int,
+                        stage: PurificationStageConfig, cache: PurificationCache) -> list[PurifiedImages]:
+    """Return each part's purified rows (same order as `parts`); `none` passes rows through.
+
+    Parts found in the cache are read from it; all the others go through ONE stage run
+    together (one actor-pool start-up) and are then cached one entry per part, so a later
+    sweep with a different mix of attacks still hits the cache part by part. The cache key
+    covers the pixels, row ids, settings, seed and the model weights' fingerprint.
     """
     if isinstance(settings, NoneSettings):
-        return PurifiedImages(row_ids, {0: images}, images_per_s=None)
-    params = settings.model_dump(mode="json")
-    key = content_key(images, row_ids, params, seed, settings.weights_fingerprint())
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    purified = run_stage(images, labels, row_ids, settings, seed, stage)
-    cache.put(key, purified, labels, params)
-    return purified
+        return [PurifiedImages(part.row_ids, {0: part.images}, images_per_s=None) for part in parts]
+    keys = [part.cache_key(settings, seed) for part in parts]
+    results = [cache.get(key) for key in keys]
+    missing = [i for i, result in enumerate(results) if result is None]
+    if not missing:
+        return results
+    purified = run_stage(np.concatenate([parts[i].images for i in missing]),
+                         np.concatenate([parts[i].labels for i in missing]),
+                         np.concatenate([parts[i].row_ids for i in missing]), settings, seed, stage)
+    start = 0
+    for i in missing:
+        end = start + len(parts[i].row_ids)
+        results[i] = PurifiedImages(parts[i].row_ids, {s: a[start:end] for s, a in purified.by_steps.items()},
+                                    images_per_s=purified.images_per_s)
+        cache.put(keys[i], results[i], parts[i].labels, settings.model_dump(mode="json"))
+        start = end
+    return results
+
+
+def purify_cached(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, settings: PurifierSettings, seed: int,
+                  stage: PurificationStageConfig, cache: PurificationCache) -> PurifiedImages:
+    """Return one set of purified rows, from the cache or a stage run (see `purify_parts_cached`)."""
+    return purify_parts_cached([StageInput(images, labels, row_ids)], settings, seed, stage, cache)[0]

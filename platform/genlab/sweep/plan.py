@@ -20,7 +20,7 @@ from genlab.data.imageset import ImageSet
 from genlab.purify.base import PurifierSettings
 from genlab.purify.cache import PurificationCache
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
-from genlab.purify.stage import purify_cached
+from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.models import provide_models
 from genlab.visualize import save_image_grid
@@ -74,11 +74,13 @@ def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, Po
     for settings in [s for entry in cfg.purifiers for s in entry.settings()]:
         settings = provide_models(settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
         staged = settings.transform if isinstance(settings, PuregenFiltSettings) else settings
-        print(f"[genlab] purifying {len(train)} clean training images with {staged.label()}")
-        clean = purify_cached(train.images, train.labels, row_ids, staged, cfg.seed, cfg.purification, cache)
-        for attack, poison in poisons.items():
+        parts = [StageInput(train.images, train.labels, row_ids)]
+        parts += [StageInput(poison.images, poison.labels, poison.base_indices) for poison in poisons.values()]
+        print(f"[genlab] purifying {len(train)} clean training images and {sum(len(p.row_ids) for p in parts[1:])} "
+              f"poisoned rows of {len(poisons)} attacks with {staged.label()}")
+        clean, *dirty_parts = purify_parts_cached(parts, staged, cfg.seed, cfg.purification, cache)
+        for (attack, poison), dirty in zip(poisons.items(), dirty_parts):
             rows = poison.base_indices
-            dirty = purify_cached(poison.images, poison.labels, rows, staged, cfg.seed, cfg.purification, cache)
             labels = train.labels.copy()
             labels[rows] = poison.labels
             raw = train.images.copy()
