@@ -5,7 +5,8 @@ gets one trained with the job config in `SweepConfig.model_training` (the embedd
 small CPU settings), on the sweep's own dataset. The checkpoint lands in
 `<work_dir>/models/<kind>-<key>` (key: the training config and the dataset hash); a second
 sweep finds it finished there and skips training. The run is logged to MLflow and the model
-registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does.
+registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does. `train_missing_models`
+trains every missing kind at once, one Ray task (one CPU) each, before purification starts.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import ray
 import torch
 
 from genlab.checkpoints import resolve_registered_checkpoint
@@ -25,6 +28,7 @@ from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
 from genlab.purify.puregen import EnergyModelSettings
 from genlab.train.ddpm import DdpmTrainConfig, train_ddpm
+from genlab.tracking import tracking_uri
 from genlab.train.ebm import EbmTrainConfig, train_ebm
 
 
@@ -77,6 +81,44 @@ TRAINERS: dict[type[StrictModel], tuple[str, Callable[[str, Any, ImageSet, Path]
     EnergyModelSettings: ("ebm", _train_ebm),
     DdpmSettings: ("ddpm", _train_ddpm),
 }
+TRAINER_OF_KIND = dict(TRAINERS.values())
+
+
+def untrained_kinds(settings: StrictModel) -> set[str]:
+    """Return the model kinds (`ebm`, `ddpm`) that `settings` or a setting nested in it needs trained."""
+    kinds: set[str] = set()
+    for name in type(settings).model_fields:
+        if isinstance(value := getattr(settings, name), StrictModel):
+            kinds |= untrained_kinds(value)
+    entry = TRAINERS.get(type(settings))
+    if entry is not None and settings.checkpoint is None and settings.registered_model is None:
+        kinds.add(entry[0])
+    return kinds
+
+
+@ray.remote(num_cpus=1)
+def _train_kind_task(kind: str, config_path: str, sweep_dataset: Any, train: ImageSet, work_dir: str,
+                     uri: str) -> str:
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return str(TRAINER_OF_KIND[kind](config_path, sweep_dataset, train, Path(work_dir) / "models"))
+
+
+def train_missing_models(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
+                         train: ImageSet, work_dir: Path) -> list[str]:
+    """Train every model kind the settings need but lack, concurrently as Ray tasks; return the kinds trained.
+
+    Each task trains one kind with one torch thread into the same cache `provide_models` reads,
+    so the sequential pass that follows finds the models finished and only resolves paths.
+    """
+    kinds = sorted(set().union(*(untrained_kinds(s) for s in all_settings)))
+    if len(kinds) < 2:
+        return []  # nothing to overlap: provide_models trains a single kind in place
+    print(f"[genlab] training {', '.join(kinds)} models in parallel (Ray tasks, once; cached)")
+    uri = tracking_uri()
+    train_ref = ray.put(train)
+    ray.get([_train_kind_task.remote(kind, str(Path(model_training[kind]).resolve()), sweep_dataset, train_ref,
+                                     str(work_dir), uri) for kind in kinds])
+    return kinds
 
 
 def provide_models(settings: StrictModel, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,

@@ -22,7 +22,7 @@ from genlab.purify.cache import PurificationCache
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.models import provide_models
+from genlab.sweep.models import provide_models, train_missing_models
 from genlab.visualize import save_image_grid
 
 
@@ -71,7 +71,9 @@ def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, Po
     cache = PurificationCache(Path(cfg.work_dir) / "purified")
     row_ids = np.arange(len(train), dtype=np.int64)
     sets = []
-    for settings in [s for entry in cfg.purifiers for s in entry.settings()]:
+    all_settings = [s for entry in cfg.purifiers for s in entry.settings()]
+    train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
+    for settings in all_settings:
         settings = provide_models(settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
         staged = settings.transform if isinstance(settings, PuregenFiltSettings) else settings
         parts = [StageInput(train.images, train.labels, row_ids)]
