@@ -14,18 +14,21 @@ from pydantic import Field
 from genlab.attacks.badnets import BadNetsConfig, craft_badnets
 from genlab.attacks.blend import BlendConfig, craft_blend
 from genlab.attacks.imported import ImportedPoisonConfig, load_imported
+from genlab.attacks.narcissus import NarcissusConfig, craft_narcissus
 from genlab.attacks.poisonset import PoisonSet, Trigger, load_poison_set
 from genlab.data.imageset import ImageSet
 
-AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig], Field(discriminator="name")]
+AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig, NarcissusConfig],
+                         Field(discriminator="name")]
 
 CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend,
-                                                 "imported": load_imported}
+                                                 "imported": load_imported, "narcissus": craft_narcissus}
 
 
-def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig, train: ImageSet, seed: int) -> PoisonSet:
+def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig, train: ImageSet,
+                  seed: int) -> PoisonSet:
     """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`."""
     return CRAFTERS[cfg.name](cfg, train, seed)
 
 
-__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "ImportedPoisonConfig", "PoisonSet", "Trigger", "craft_poisons", "load_poison_set"]
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "Trigger", "craft_poisons", "load_poison_set"]

@@ -6,7 +6,9 @@ replaced), `images` uint8 [P,H,W,C], `labels` int64 [P], and for backdoors the t
 float32 [H,W,C] in pixel units (-255..255). A triggered image is
 `clip(x * (1 - mask) + pattern * mask + magnitude * delta, 0, 255)`.
 Metadata (`<name>.json`): attack, config, kind (`backdoor` | `targeted`), target_class,
-target_test_indices, dataset_hash, seed, epsilon (L-inf budget in pixel units, or null).
+target_test_indices, dataset_hash, seed, epsilon (L-inf budget in pixel units, or null),
+test_magnitude (optional, default 1: the trigger's `delta` is scaled by it at test time, as
+Narcissus magnifies its trigger).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from genlab.errors import PoisonSetError
 from genlab.fileio import save_npz_atomic, write_text_atomic
 
 ARRAY_KEYS = {"base_indices", "images", "labels", "trigger_mask", "trigger_pattern", "trigger_delta"}
-META_KEYS = {"attack", "config", "kind", "target_class", "target_test_indices", "dataset_hash", "seed", "epsilon"}
+META_KEYS = {"attack", "config", "kind", "target_class", "target_test_indices", "dataset_hash", "seed", "epsilon",
+             "test_magnitude"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class PoisonSet:
     target_test_indices: list[int] = field(default_factory=list)
     epsilon: float | None = None
     trigger: Trigger | None = None
+    test_magnitude: float = 1.0  # scale of the trigger's delta at test time (training poisons use 1)
 
     @cached_property
     def hash(self) -> str:
@@ -72,7 +76,7 @@ class PoisonSet:
         """Return the JSON metadata of this PoisonSet."""
         return {"attack": self.attack, "config": self.config, "kind": self.kind, "target_class": self.target_class,
                 "target_test_indices": list(self.target_test_indices), "dataset_hash": self.dataset_hash,
-                "seed": self.seed, "epsilon": self.epsilon}
+                "seed": self.seed, "epsilon": self.epsilon, "test_magnitude": self.test_magnitude}
 
     def save(self, path: str | Path) -> Path:
         """Write `<path>.npz` + `<path>.json` atomically; return the npz path."""
@@ -126,10 +130,13 @@ def load_poison_set(path: str | Path, *, train_size: int, image_shape: tuple[int
     if epsilon is not None and clean_images is not None:
         excess = np.abs(images.astype(np.int16) - clean_images[base].astype(np.int16)).max()
         _check(excess <= np.ceil(float(epsilon)), path, f"poisons move pixels by up to {excess}, over the budget epsilon={epsilon}")
+    magnitude = meta.get("test_magnitude", 1.0)
+    _check(isinstance(magnitude, (int, float)) and not isinstance(magnitude, bool) and 0 < magnitude < float("inf"),
+           path, f"test_magnitude must be a positive finite number, got {magnitude!r}")
     return PoisonSet(base_indices=base, images=images, labels=labels, attack=str(meta["attack"]), kind=meta["kind"],
                      dataset_hash=str(meta["dataset_hash"]), seed=int(meta["seed"]), config=meta.get("config") or {},
                      target_class=meta.get("target_class"), target_test_indices=list(meta.get("target_test_indices") or []),
-                     epsilon=epsilon, trigger=trigger)
+                     epsilon=epsilon, trigger=trigger, test_magnitude=float(magnitude))
 
 
 def _check(condition: bool, path: Path, reason: str) -> None:

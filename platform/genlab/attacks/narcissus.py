@@ -1,0 +1,130 @@
+"""Narcissus (Zeng et al. 2023): a clean-label backdoor whose trigger needs only the target class.
+
+1. Surrogate: a classifier (`genlab.train.classifier.train_classifier`) trained on
+   publicly available out-of-distribution data (POOD) plus the target class's training images
+   as one extra class. On embedded data the POOD is the generated `shapes` dataset (default;
+   for a `shapes` victim, set `pood: digits`), rendered at the victim's image size and
+   converted to its channel count (grey = channel mean; grey to RGB = repeated).
+2. Trigger: one additive pattern `delta` with |delta| <= epsilon (pixel units, L-inf), found by
+   minimising the surrogate's cross-entropy of the target class on trigger-added POOD and
+   target-class images (Adam on `delta`, projected back onto the budget after every step).
+3. Poisons: `poison_fraction * len(train)` target-class training images (seeded choice),
+   with the trigger added and their correct labels kept (clean-label).
+4. Test time: the trigger is multiplied by `test_magnitude` (the paper uses 3); the PoisonSet
+   carries it so `poison_success_rate` applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from genlab.attacks.base import BackdoorAttackConfig
+from genlab.attacks.poisonset import PoisonSet, Trigger
+from genlab.data import DatasetConfig, load_dataset
+from genlab.data.imageset import ImageSet
+from genlab.train.classifier import ClassifierConfig, to_tensor, train_classifier
+
+Progress = Callable[[str], None]
+
+
+class NarcissusConfig(BackdoorAttackConfig):
+    """Narcissus: POOD source, surrogate, trigger budget and optimisation, test-time magnification."""
+
+    name: Literal["narcissus"] = "narcissus"
+    poison_fraction: float = Field(0.05, gt=0, lt=1)  # poisons (triggered target-class rows) as a share of the train set
+    epsilon: float = Field(16.0, gt=0, le=255)  # L-inf budget of the trigger, pixel units (16 = the paper's 16/255)
+    test_magnitude: float = Field(3.0, gt=0)  # the trigger is multiplied by this at test time (paper: 3)
+    pood: Literal["shapes", "digits"] = "shapes"  # out-of-distribution dataset of the surrogate (not the victim's)
+    pood_samples_per_class: int = Field(60, ge=10)  # POOD images per class (shapes only)
+    surrogate: ClassifierConfig = ClassifierConfig(epochs=6)  # the attacker's model on POOD + the target class
+    surrogate_seed: int = 0  # seed of the surrogate's training
+    trigger_steps: int = Field(300, ge=1)  # Adam steps on the trigger
+    trigger_lr: float = Field(1.0, gt=0)  # Adam learning rate, pixel units per step
+    trigger_batch_size: int = Field(128, ge=1)  # POOD + target images per step
+    progress_every: int = Field(100, ge=1)  # a progress line every this many steps
+
+
+def pood_set(cfg: NarcissusConfig, shape: tuple[int, int, int]) -> ImageSet:
+    """Return the POOD training split (uint8 NHWC, its own labels) at the victim's image `shape` (H, W, C)."""
+    h, _, c = shape
+    pood, _ = load_dataset(DatasetConfig(name=cfg.pood, image_size=h, samples_per_class=cfg.pood_samples_per_class))
+    images = pood.images
+    if images.shape[3] != c:
+        images = (images.astype(np.float32).mean(axis=3, keepdims=True).round().astype(np.uint8) if c == 1
+                  else np.repeat(images, c, axis=3))
+    return ImageSet(images, pood.labels, pood.classes)
+
+
+def train_surrogate(cfg: NarcissusConfig, train: ImageSet, pood: ImageSet) -> torch.nn.Module:
+    """Return the surrogate (eval mode, frozen): the POOD classes plus the target class as the last class."""
+    target = train.images[train.labels == cfg.target_class]
+    images = np.concatenate([pood.images, target])
+    labels = np.concatenate([pood.labels, np.full(len(target), len(pood.classes), dtype=np.int64)])
+    model = train_classifier(images, labels, len(pood.classes) + 1, cfg.surrogate, seed=cfg.surrogate_seed)
+    return model.eval().requires_grad_(False)
+
+
+def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: np.ndarray, target_index: int,
+                     seed: int, progress: Progress) -> np.ndarray:
+    """Return the trigger delta, float32 [H,W,C] in [-epsilon, epsilon] pixel units.
+
+    Minimises the surrogate's cross-entropy of the target class (its class `target_index`) on
+    `clip(x + delta, 0, 255)` over minibatches of `images` (POOD + target class).
+    """
+    device = next(surrogate.parameters()).device
+    data = to_tensor(images, device)
+    generator = torch.Generator().manual_seed(seed)
+    delta = torch.zeros((1, *data.shape[1:]), device=device, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=cfg.trigger_lr)
+    target = torch.full((min(cfg.trigger_batch_size, len(data)),), target_index, dtype=torch.long, device=device)
+    for step in range(1, cfg.trigger_steps + 1):
+        index = torch.randperm(len(data), generator=generator)[:cfg.trigger_batch_size].to(device)
+        loss = F.cross_entropy(surrogate((data[index] + delta).clamp(0, 255)), target[:len(index)])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            delta.clamp_(-cfg.epsilon, cfg.epsilon)
+        if step % cfg.progress_every == 0 or step == cfg.trigger_steps:
+            progress(f"narcissus trigger step {step}/{cfg.trigger_steps}: surrogate target loss {loss.item():.4f}")
+    return delta.detach()[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+
+def choose_target_rows(labels: np.ndarray, target_class: int, fraction: float, seed: int) -> np.ndarray:
+    """Return sorted int64 indices of `fraction * N` random rows whose label is `target_class`."""
+    candidates = np.flatnonzero(labels == target_class)
+    count = max(1, int(round(fraction * len(labels))))
+    if count > len(candidates):
+        raise ValueError(f"poison_fraction {fraction} needs {count} rows of class {target_class}, "
+                         f"only {len(candidates)} exist")
+    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
+
+
+def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: Progress | None = None) -> PoisonSet:
+    """Return the Narcissus PoisonSet for `train`: clean-label triggered target-class rows within epsilon.
+
+    `progress` receives one line per stage and per `progress_every` trigger steps (default: print).
+    """
+    if cfg.target_class >= len(train.classes):
+        raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
+    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    pood = pood_set(cfg, train.shape)
+    progress(f"narcissus surrogate: {len(pood)} POOD ({cfg.pood}) + target-class {cfg.target_class} images, "
+             f"{cfg.surrogate.epochs} epochs")
+    surrogate = train_surrogate(cfg, train, pood)
+    target_images = train.images[train.labels == cfg.target_class]
+    delta = optimise_trigger(cfg, surrogate, np.concatenate([pood.images, target_images]), len(pood.classes),
+                             seed, progress)
+    h, w, c = train.shape
+    trigger = Trigger(mask=np.zeros((h, w, 1), dtype=np.float32), pattern=np.zeros((h, w, c), dtype=np.uint8),
+                      delta=delta)
+    rows = choose_target_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
+    return PoisonSet(base_indices=rows, images=trigger.apply(train.images[rows]), labels=train.labels[rows].copy(),
+                     attack="narcissus", kind="backdoor", dataset_hash=train.hash, seed=seed,
+                     config=cfg.model_dump(mode="json"), target_class=cfg.target_class, epsilon=cfg.epsilon,
+                     trigger=trigger, test_magnitude=cfg.test_magnitude)
