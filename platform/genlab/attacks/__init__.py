@@ -24,6 +24,9 @@ AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig,
 CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend,
                                                  "imported": load_imported, "narcissus": craft_narcissus}
 
+# Targeted attacks, crafted per trial: (cfg, train, test, trial, seed, progress) -> PoisonSet (genlab.attacks.crafting).
+TARGETED_CRAFTERS: dict[str, Callable[..., PoisonSet]] = {}
+
 
 def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig, train: ImageSet,
                   seed: int) -> PoisonSet:
@@ -31,4 +34,4 @@ def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | Narc
     return CRAFTERS[cfg.name](cfg, train, seed)
 
 
-__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "Trigger", "craft_poisons", "load_poison_set"]
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]

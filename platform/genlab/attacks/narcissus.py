@@ -43,7 +43,7 @@ class NarcissusConfig(BackdoorAttackConfig):
     pood_samples_per_class: int = Field(60, ge=10)  # POOD images per class (shapes only)
     surrogate: ClassifierConfig = ClassifierConfig(epochs=6)  # the attacker's model on POOD + the target class
     surrogate_seed: int = 0  # seed of the surrogate's training
-    trigger_steps: int = Field(300, ge=1)  # Adam steps on the trigger
+    trigger_steps: int = Field(200, ge=1)  # Adam steps on the trigger
     trigger_lr: float = Field(1.0, gt=0)  # Adam learning rate, pixel units per step
     trigger_batch_size: int = Field(128, ge=1)  # POOD + target images per step
     progress_every: int = Field(100, ge=1)  # a progress line every this many steps

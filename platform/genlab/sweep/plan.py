@@ -7,15 +7,15 @@ clean row would get, and then replace their clean rows.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genlab.attacks import PoisonSet, craft_poisons, load_poison_set
+from genlab.attacks import PoisonSet
+from genlab.attacks.crafting import craft_cached, require_whole_set
+from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
 from genlab.purify.base import PurifierSettings
 from genlab.purify.cache import PurificationCache
@@ -45,20 +45,16 @@ def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -
     return f"{attack}-{settings.label(steps)}-seed{seed}"
 
 
-def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, cache_dir: Path) -> PoisonSet:
-    """Return the attack's PoisonSet: imported sets are validated; crafted ones come from the cache or are crafted."""
+def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSet, cache_dir: Path) -> PoisonSet:
+    """Return the attack's PoisonSet: imported sets are validated; the others come from the crafting cache.
+
+    Crafted sets are cached by (dataset hash, attack config, seed) in `cache_dir`, the cache
+    `jobs/craft_poisons.py` fills. A targeted attack's `trials` are crafted (each cached) and
+    merged into one multi-target set, so one classifier training measures all its targets.
+    """
     if attack_cfg.name == "imported":
-        return craft_poisons(attack_cfg, train, cfg.seed)
-    key = hashlib.sha256(json.dumps({"dataset": train.hash, "attack": attack_cfg.model_dump(mode="json"),
-                                     "seed": cfg.seed}, sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_dir / f"{attack_cfg.name}-{key}.npz"
-    if path.exists():
-        return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
-                               dataset_hash=train.hash, clean_images=train.images)
-    print(f"[genlab] crafting {attack_cfg.key} poisons")
-    poison = craft_poisons(attack_cfg, train, cfg.seed)
-    poison.save(path)
-    return poison
+        return load_imported(attack_cfg, train, cfg.seed)
+    return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
 def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, PoisonSet], out_dir: Path) -> list[TrainingSet]:

@@ -81,7 +81,7 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         print(f"[genlab] resuming sweep {parent} from {tune_path}")
     try:
         init_ray(cfg.ray)
-        poisons = {a.key: poison_for(cfg, a, train, work_dir / "poisons") for a in cfg.attacks}
+        poisons = {a.key: poison_for(cfg, a, train, test, work_dir / "poisons") for a in cfg.attacks}
         for name, poison in poisons.items():
             client.log_dict(parent, poison.metadata(), f"poisons/{name}.json")
         sets = build_training_sets(cfg, train, poisons, out_dir)

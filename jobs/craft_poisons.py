@@ -1,0 +1,89 @@
+"""Craft a PoisonSet for a dataset and attack config; cache it and log it to MLflow with its provenance.
+
+Local (MLflow at sqlite:///mlflow.db in the working directory), digits 16x16:
+    python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml
+    python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml attack.epsilon=8 seed=1
+    python jobs/craft_poisons.py --config conf/attacks/gradient_matching.yaml attack.trials=20
+On a cluster (the tracking URI points at the shared MLflow server):
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml dataset.name=cifar10 dataset.download=true
+The set lands in <work_dir>/poisons/<attack>-<key>/ (key = dataset hash + attack config + seed),
+the cache the defense sweep reads, so a sweep with the same attack reuses it. Reference it from any
+sweep with `attacks: [{name: imported, path: <printed path>}]`. Targeted attacks are crafted trial by
+trial (trials.json beside the poisons); a killed run started again crafts only the unfinished trials.
+Then look at the runs:
+    mlflow ui --backend-store-uri sqlite:///mlflow.db
+Exit codes: 0 done, 1 failed (e.g. an inconsistent cached file), 2 bad config.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+from mlflow.tracking import MlflowClient
+from pydantic import Field
+
+from genlab.attacks import AttackConfig
+from genlab.attacks.crafting import craft_cached
+from genlab.cli import parse_job_args, run_job
+from genlab.config import StrictModel, load_config
+from genlab.data import DatasetConfig, load_dataset
+from genlab.fileio import write_json_atomic
+from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
+
+
+class CraftPoisonsConfig(StrictModel):
+    """One attack crafted against one dataset."""
+
+    experiment: str = "craft-poisons"  # MLflow experiment
+    seed: int = 0  # crafting seed (poison rows, trials, optimisation)
+    work_dir: str = ".genlab"  # the poison cache lives in <work_dir>/poisons (shared with the defense sweep)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    attack: AttackConfig  # the attack and its settings (name: badnets | blend | narcissus | gradient_matching | ...)
+
+
+def main() -> int:
+    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/attacks/narcissus.yaml")
+    cfg = load_config(CraftPoisonsConfig, args.config, args.overrides)
+    train, test = load_dataset(cfg.dataset)
+    print(f"[genlab] crafting {cfg.attack.key} on {cfg.dataset.name}: {len(train)} train images {train.shape}, "
+          f"hash {train.hash[:12]}")
+    client = MlflowClient(tracking_uri())
+    run_id = client.create_run(experiment_id(cfg.experiment), run_name=f"{cfg.attack.key}-{cfg.dataset.name}-seed{cfg.seed}",
+                               tags={**standard_tags(dataset_hash=train.hash, seed=cfg.seed),
+                                     "genlab.attack": cfg.attack.name}).info.run_id
+    try:
+        log_params(client, run_id, params_for(cfg))
+        started = time.perf_counter()
+        crafted = craft_cached(cfg.attack, train, test, cfg.seed, Path(cfg.work_dir) / "poisons")
+        metrics = {"craft_seconds": time.perf_counter() - started, "trials_crafted": len(crafted.crafted_trials),
+                   "trials_total": max(1, len(crafted.trial_paths))}
+        if crafted.poison is not None:
+            poison = crafted.poison
+            moved = np.abs(poison.images.astype(np.int16) - train.images[poison.base_indices].astype(np.int16))
+            metrics.update(num_poisons=len(poison.base_indices), max_pixel_change=int(moved.max()))
+            client.set_tag(run_id, "genlab.poison_hash", poison.hash)
+        if crafted.provenance["surrogate"] is not None:
+            client.set_tag(run_id, "genlab.surrogate_hash", crafted.provenance["surrogate"]["hash"])
+        for name, value in metrics.items():
+            client.log_metric(run_id, name, float(value))
+        client.log_artifacts(run_id, str(crafted.directory), "poisons")
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException as exc:
+        client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    summary = {"run_id": run_id, "directory": str(crafted.directory), "metrics": metrics,
+               "poison_path": str(crafted.poison_path) if crafted.poison_path else None,
+               "trial_paths": [str(p) for p in crafted.trial_paths], "crafted_trials": crafted.crafted_trials}
+    if args.out is not None:
+        write_json_atomic(args.out / "summary.json", summary)
+    if crafted.poison_path is not None:
+        print(f"[genlab] poisons at {crafted.poison_path}; in a sweep: {{name: imported, path: {crafted.poison_path}}}")
+    else:
+        print(f"[genlab] {len(crafted.trial_paths)} per-trial poison sets in {crafted.directory}")
+    print(f"[genlab] MLflow: {ui_command()}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main)

@@ -1,0 +1,150 @@
+"""Crafting with a cache: every PoisonSet is crafted once per (dataset hash, attack config, seed).
+
+A crafted attack lives in `<root>/<attack>-<key>/`:
+
+    <attack>-<key>.npz/.json   the whole PoisonSet (targeted: every trial merged), the file a sweep
+                               references as `{name: imported, path: ...}`
+    trials.json                targeted only: the trials protocol (genlab.attacks.trials)
+    trial-0003.npz/.json       targeted only: one trial's PoisonSet, written atomically when it is done
+    provenance.json            dataset hash, attack config, seed, surrogate, code version
+
+Targeted attacks are crafted trial by trial: a rerun after a kill loads the finished trials and
+crafts only the rest, so the result equals an uninterrupted run. Every file read back is
+validated by `load_poison_set` (indices, shapes, epsilon budget, dataset hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from genlab.attacks import TARGETED_CRAFTERS, craft_poisons
+from genlab.attacks.narcissus import NarcissusConfig
+from genlab.attacks.poisonset import PoisonSet, load_poison_set
+from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.data.imageset import ImageSet
+from genlab.errors import ConfigError
+from genlab.fileio import write_json_atomic
+from genlab.tracking import git_commit
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CraftedPoisons:
+    """What `craft_cached` produced: the whole PoisonSet (None for targeted trials that cannot merge) and its files."""
+
+    directory: Path  # the attack's cache directory
+    poison: PoisonSet | None  # every trial merged (None: trials of different adversarial classes)
+    poison_path: Path | None  # its .npz (reference it as {name: imported, path: ...})
+    trial_paths: list[Path]  # targeted: one PoisonSet .npz per trial; backdoors: empty
+    trials_path: Path | None  # targeted: the trials protocol file
+    crafted_trials: list[int]  # trials crafted by this call (the rest were finished before and reused)
+    provenance: dict[str, Any]
+
+
+def is_targeted(cfg: Any) -> bool:
+    """Return True for attacks crafted per targeted trial (their name is in TARGETED_CRAFTERS)."""
+    return cfg.name in TARGETED_CRAFTERS
+
+
+def cache_key(dataset_hash: str, cfg: Any, seed: int) -> str:
+    """Return the 16-hex-digit key of (dataset hash, attack config, seed)."""
+    payload = {"dataset": dataset_hash, "attack": cfg.model_dump(mode="json"), "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def surrogate_description(cfg: Any, dataset_hash: str) -> dict[str, Any] | None:
+    """Return the attacker's surrogate model (config, seed, training data, sha256 of these), or None without one.
+
+    Surrogate training is seeded and deterministic, so this description identifies its weights.
+    """
+    if not hasattr(cfg, "surrogate"):
+        return None
+    trained_on = (f"{cfg.pood} (POOD) + class {cfg.target_class} of dataset {dataset_hash}"
+                  if isinstance(cfg, NarcissusConfig) else f"clean training set of dataset {dataset_hash}")
+    description = {"model": cfg.surrogate.model_dump(mode="json"), "seed": cfg.surrogate_seed, "trained_on": trained_on}
+    return {**description, "hash": hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()}
+
+
+def load_validated(path: Path, train: ImageSet) -> PoisonSet:
+    """Return the PoisonSet at `path`, validated against `train` (PoisonSetError if inconsistent)."""
+    return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
+                           dataset_hash=train.hash, clean_images=train.images)
+
+
+def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str | Path,
+                 progress: Progress | None = None) -> CraftedPoisons:
+    """Return attack `cfg`'s PoisonSet against `train`, crafted into (or read back from) the cache under `root`.
+
+    Targeted attacks craft `cfg.trials` trials from `make_trials(..., adversarial_class=cfg.adversarial_class)`,
+    each saved when done and skipped on a rerun; their sets are merged when they share an
+    adversarial class. `progress` gets one line per trial (default: print).
+    """
+    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    key = cache_key(train.hash, cfg, seed)
+    directory = Path(root) / f"{cfg.name}-{key}"
+    poison_path = directory / f"{cfg.name}-{key}.npz"
+    provenance = {"attack": cfg.name, "config": cfg.model_dump(mode="json"), "seed": seed, "cache_key": key,
+                  "dataset_hash": train.hash, "test_hash": test.hash if is_targeted(cfg) else None,
+                  "surrogate": surrogate_description(cfg, train.hash), "git_commit": git_commit()}
+    if not is_targeted(cfg):
+        crafted = []
+        if poison_path.with_suffix(".json").is_file():
+            progress(f"{cfg.name}: reusing the crafted set {poison_path}")
+            poison = load_validated(poison_path, train)
+        else:
+            progress(f"{cfg.name}: crafting into {directory}")
+            poison, crafted = craft_poisons(cfg, train, seed), [0]
+            write_json_atomic(directory / "provenance.json", provenance)
+            poison.save(poison_path)
+        return CraftedPoisons(directory, poison, poison_path, [], None, crafted, provenance)
+    return _craft_trials(cfg, train, test, seed, directory, poison_path, provenance, progress)
+
+
+def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, directory: Path, poison_path: Path,
+                  provenance: dict[str, Any], progress: Progress) -> CraftedPoisons:
+    """Craft (or reuse) every trial of a targeted attack, then merge them when they share an adversarial class."""
+    trials_path = directory / "trials.json"
+    if trials_path.is_file():
+        trials = load_trials(trials_path, train_size=len(train), test_size=len(test))
+    else:
+        trials = make_trials(train, test, count=cfg.trials, budget=cfg.budget, seed=seed,
+                             adversarial_class=cfg.adversarial_class)
+        write_json_atomic(directory / "provenance.json", provenance)
+        save_trials(trials, trials_path)
+    crafter = TARGETED_CRAFTERS[cfg.name]
+    sets, paths, crafted = [], [], []
+    for trial in trials:
+        path = directory / f"trial-{trial.index:04d}.npz"
+        label = f"{cfg.name} trial {trial.index + 1}/{len(trials)} (target test row {trial.target_index})"
+        if path.with_suffix(".json").is_file():
+            sets.append(load_validated(path, train))
+            progress(f"{label}: finished before, reused")
+        else:
+            started = time.perf_counter()
+            sets.append(crafter(cfg, train, test, trial, seed, progress))
+            sets[-1].save(path)
+            crafted.append(trial.index)
+            progress(f"{label}: crafted in {time.perf_counter() - started:.1f} s")
+        paths.append(path)
+    if len({s.target_class for s in sets}) > 1:
+        progress(f"{cfg.name}: trials have different adversarial classes; kept per trial, not merged")
+        return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance)
+    if crafted or not poison_path.with_suffix(".json").is_file():
+        merge_targeted(sets).save(poison_path)
+    return CraftedPoisons(directory, load_validated(poison_path, train), poison_path, paths, trials_path, crafted,
+                          provenance)
+
+
+def require_whole_set(crafted: CraftedPoisons, key: str) -> PoisonSet:
+    """Return the crafted whole PoisonSet; ConfigError naming attack `key` when its trials could not merge."""
+    if crafted.poison is None:
+        raise ConfigError(f"attack {key}: adversarial_class is unset, so its trials target different classes and "
+                          f"cannot merge into one poisoned training set; set adversarial_class "
+                          f"(per-trial sets in {crafted.directory})")
+    return crafted.poison
