@@ -31,12 +31,12 @@ from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ddpm import PAPER_UNET_32, DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.ddpm import (DdpmPurifier, DdpmSettings, compare_speed_paths, ddpm_optimized_loop, ddpm_reference_loop,
-                                load_ddpm, model_fingerprint)
+from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm, model_fingerprint
 from genlab.purify.ebm import EbmPurifier, EbmSettings
 from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
                                    PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,
                                    highest_energy_rows, repetition_seed)
+from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
@@ -156,10 +156,10 @@ def test_purifier_is_seeded_per_row_and_returns_valid_pixels(tmp_path, digits):
 def test_speed_options_leave_purification_statistics_unchanged(tmp_path, digits):
     checkpoint = save_model(tmp_path / "ddpm", tiny_unet(), kind="ddpm")
     base = DdpmSettings(diffusion_start_steps=[20], checkpoint=str(checkpoint), device="cpu")
-    fast = ddpm_optimized_loop(base)
+    fast = speed_loop(base, "optimized")
     assert (fast.precision, fast.channels_last, fast.compile, fast.batch_size) == ("bf16", True, True, 2048)
     fast = fast.model_copy(update={"compile": False})  # compiling costs minutes on 2 CPU cores
-    stats = compare_speed_paths(ddpm_reference_loop(base), fast, digits[0].images[:64], np.arange(64))
+    stats = compare_speed_paths(speed_loop(base, "reference"), fast, digits[0].images[:64], np.arange(64))
     change = stats["reference_mean_abs_change"]
     assert change > 5 and stats["vs_reference_loop"] > 0
     assert abs(stats["optimized_mean_abs_change"] - change) < 0.02 * change  # the same amount of change

@@ -31,9 +31,10 @@ from genlab.data.convert import to_unit_range
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
+from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.langevin import LangevinSampler
 from genlab.train.classifier import ClassifierConfig, train_classifier
-from genlab.train.ebm import EbmTrainConfig, init_state, load_state, save_state, train_step
+from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +123,28 @@ def test_purifier_is_seeded_per_row_and_returns_valid_pixels(tmp_path, digits):
     assert model_fingerprint(settings) != model_fingerprint(settings.model_copy(update={"checkpoint": str(retrained)}))
 
 
+def test_speed_options_leave_purification_statistics_unchanged(tmp_path, digits):
+    torch.manual_seed(0)
+    net = build_ebm(EbmNetConfig(nf=8))
+    net.layers[-1].weight.data *= 10  # a steeper energy: a drift as large as a trained EBM's, for bf16 to round
+    checkpoint = save_model(tmp_path / "ebm", net, kind="ebm")
+    base = EbmSettings(langevin_steps=[10, 30], checkpoint=str(checkpoint), device="cpu")
+    fast = speed_loop(base, "optimized")
+    assert (fast.precision, fast.channels_last, fast.compile, fast.batch_size) == ("bf16", True, True, 4096)
+    reference = speed_loop(base, "reference")
+    assert (reference.precision, reference.channels_last, reference.compile, reference.batch_size) == ("fp32", False, False, 128)
+    images, rows = digits[0].images[:64], np.arange(64)
+    sampler = EbmPurifier(reference, seed=0).sampler
+    drift = float((EPS ** 2 / 2) * sampler.energy_gradient(to_unit_range(images)).abs().mean())
+    assert drift > 0.2 * EPS  # the random net's drift is comparable to the noise: bf16 rounding acts on it
+    fast = fast.model_copy(update={"compile": False})  # compiling costs minutes on 2 CPU cores
+    stats = compare_speed_paths(reference, fast, images, rows)
+    change = stats["reference_mean_abs_change"]
+    assert change > 2 and stats["vs_reference_loop"] > 0
+    assert abs(stats["optimized_mean_abs_change"] - change) < 0.02 * change  # the same amount of change
+    assert stats["mean_abs_difference"] < 0.1 * change  # and nearly the same images
+
+
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -171,34 +194,27 @@ def test_checkpoints_refuse_corrupt_pickled_and_mismatched_files(tmp_path):
 def test_training_state_round_trip_continues_exactly(tmp_path):
     cfg = EbmTrainConfig(model=EbmNetConfig(nf=4), batch_size=8, bank_size=16, langevin_steps=3, iterations=4, device="cpu")
     data = torch.rand(40, 1, 16, 16) * 2 - 1
-    state = init_state(cfg, data)
-    sampler = LangevinSampler(state.model, step_size=cfg.step_size, temperature=cfg.temperature)
+    trainer = EbmTrainer(cfg, data, np.zeros((2, 16, 16, 1), dtype=np.uint8))
+    state = trainer.init_state()
     for _ in range(2):
-        train_step(cfg, state, data, sampler)
-    save_state(tmp_path / "state", cfg, state, run_id="run")
-    restored, run_id = load_state(tmp_path / "state", cfg, torch.device("cpu"))
+        trainer.train_step(state)
+    trainer.save_state(tmp_path / "state", state, run_id="run")
+    restored_trainer = EbmTrainer(cfg, data, trainer.preview)
+    restored, run_id = restored_trainer.load_state(tmp_path / "state")
     assert run_id == "run" and restored.step == 2
-    restored_sampler = LangevinSampler(restored.model, step_size=cfg.step_size, temperature=cfg.temperature)
-    assert train_step(cfg, state, data, sampler) == train_step(cfg, restored, data, restored_sampler)
+    assert trainer.train_step(state) == restored_trainer.train_step(restored)
     assert torch.equal(state.bank, restored.bank)
     for a, b in zip(state.model.parameters(), restored.model.parameters()):
         assert torch.equal(a, b)
     with pytest.raises(CheckpointError, match="config mismatch"):
-        load_state(tmp_path / "state", cfg.model_copy(update={"lr": 1.0}), torch.device("cpu"))
+        EbmTrainer(cfg.model_copy(update={"lr": 1.0}), data, trainer.preview).load_state(tmp_path / "state")
 
 
 # ---------------------------------------------------------------- configs
 
 
-def _job_config_class():
-    spec = importlib.util.spec_from_file_location("train_ebm_job", REPO / "jobs" / "train_ebm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.TrainEbmJobConfig
-
-
 def test_configs_load_and_settings_validate():
-    job_config = _job_config_class()
+    job_config = EbmTrainConfig
     paper = load_config(job_config, REPO / "conf" / "train_ebm_cifar10.yaml")
     assert (paper.model.arch, paper.model.nf, paper.langevin_steps, paper.bank_size) == ("resnet", 128, 100, 10000)
     poisoned = load_config(job_config, REPO / "conf" / "train_ebm.yaml", ["poison={name: blend, epsilon: 16}"])
@@ -212,6 +228,29 @@ def test_configs_load_and_settings_validate():
         validate(EbmSettings, {"checkpoint": "x", "registered_model": "y"})
     with pytest.raises(CheckpointError, match="jobs/train_ebm.py"):
         EbmPurifier(settings, seed=0)
+
+
+def test_paper_values_config_trains_with_sgd_from_a_uniform_noise_bank():
+    paper = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_paper.yaml")
+    assert (paper.optimizer, paper.lr, paper.iterations, paper.data_noise, paper.step_size, paper.langevin_steps,
+            paper.bank_init) == ("sgd", 5e-5, 150_000, 0.02, 0.01, 100, "uniform_noise")  # spec §2.2, Alg. 2
+    assert (paper.model.arch, paper.model.nf) == ("resnet", 128)
+    code = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_cifar10.yaml")
+    assert (code.optimizer, code.lr, code.bank_init) == ("adam", 1e-4, "data")
+    assert type(make_optimizer(paper, build_ebm(paper.model))) is torch.optim.SGD
+    with pytest.raises(ConfigError, match="optimizer"):
+        load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_paper.yaml", ["optimizer=rmsprop"])
+    # The same switches at toy size: the bank starts as noise, and one step is w <- w - lr * grad exactly.
+    cfg = paper.model_copy(update={"model": EbmNetConfig(nf=4), "batch_size": 4, "bank_size": 8, "langevin_steps": 2,
+                                   "device": "cpu", "dataset": paper.dataset.model_copy(update={"name": "digits"})})
+    data = torch.rand(20, 1, 16, 16) * 2 - 1
+    trainer = EbmTrainer(cfg, data, np.zeros((2, 16, 16, 1), dtype=np.uint8))
+    state = trainer.init_state()
+    assert state.bank.min() >= -1 and state.bank.max() <= 1 and float(state.bank.std()) > 0.5  # U(-1, 1), not data
+    before = [p.detach().clone() for p in state.model.parameters()]
+    trainer.train_step(state)
+    for old, new in zip(before, state.model.parameters()):
+        torch.testing.assert_close(new.detach(), old - cfg.lr * new.grad, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("switch,registered", [
@@ -271,10 +310,10 @@ def trained_ebm(tmp_path_factory) -> TrainedEbm:
 
 @pytest.mark.slow
 def test_training_job_resumes_after_kill_and_registers_the_model(trained_ebm, monkeypatch, tmp_path):
-    cfg = load_config(_job_config_class(), REPO / "conf" / "train_ebm.yaml")
+    cfg = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm.yaml")
     resumed_at = int(trained_ebm.killed_at_checkpoint.split("-")[1])
     assert 0 < resumed_at < cfg.iterations and resumed_at % cfg.checkpoint_every == 0
-    assert "resuming EBM training from" in trained_ebm.resume_output
+    assert "resuming ebm training from" in trained_ebm.resume_output
     assert f"(iteration {resumed_at})" in trained_ebm.resume_output  # from the checkpoint, not from 0
     client = MlflowClient(trained_ebm.tracking_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("train-ebm").experiment_id])

@@ -9,17 +9,15 @@ The UNet comes from a checkpoint directory (`checkpoint`, written by `jobs/train
 MLflow model registry (`registered_model` + `model_version`); it is loaded once per purifier.
 
 Speed: `precision`, `channels_last`, `compile` and `batch_size` change how the same loop runs,
-not what it computes. `ddpm_reference_loop` gives the official code's way (fp32, eager, batch
-128), `ddpm_optimized_loop` the fast one (bf16 autocast, channels-last, compiled, batch 2048);
-`compare_speed_paths` times both on the same images in one run (`vs_reference_loop`) and checks
-that they change the images by the same amount.
+not what it computes (`genlab.samplers.speed`). `SPEED_LOOPS` names the two ways
+`genlab.purify.speed` compares: the official code's loop (fp32, eager, batch 128) and the fast
+one (bf16 autocast with TF32 for the rest, channels-last, compiled, batch 2048).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -30,8 +28,9 @@ from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
 from genlab.purify.base import Purifier, PurifierSettings
-from genlab.samplers.ddpm import MAX_START_STEP, DdpmSampler, Precision
+from genlab.samplers.ddpm import MAX_START_STEP, DdpmSampler
 from genlab.samplers.langevin import resolve_device
+from genlab.samplers.speed import resolve_precision
 
 TRAIN_HINT = "train one with `python jobs/train_ddpm.py` (conf/train_ddpm.yaml), which registers genlab-ddpm-<dataset>"
 
@@ -39,6 +38,10 @@ TRAIN_HINT = "train one with `python jobs/train_ddpm.py` (conf/train_ddpm.yaml),
 class DdpmSettings(PurifierSettings):
     """PureGen-DDPM; `diffusion_start_steps` are the t* values, all produced by one call (one output each)."""
 
+    SPEED_LOOPS: ClassVar[dict[str, dict[str, Any]]] = {
+        "reference": {"precision": "fp32", "channels_last": False, "compile": False, "batch_size": 128},
+        "optimized": {"precision": "bf16", "channels_last": True, "compile": True, "batch_size": 2048},
+    }
     name: Literal["ddpm"] = "ddpm"
     diffusion_start_steps: list[int] = Field(default_factory=lambda: [75])  # t* values, 1..999; paper: 75 (scratch), 125 (transfer)
     checkpoint: str | None = None  # DDPM checkpoint directory (from jobs/train_ddpm.py); or use registered_model
@@ -46,7 +49,7 @@ class DdpmSettings(PurifierSettings):
     model_version: str | None = None  # registry version number or alias; None = latest version
     batch_size: int = Field(128, ge=1)  # images per reverse-chain batch (each t* adds a copy of the batch)
     device: str = "auto"  # auto (cuda when present), cpu or cuda
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # UNet arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"  # UNet arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool = False  # feed the UNet channels-last tensors (faster convolutions on CUDA)
     compile: bool = False  # torch.compile the UNet (pays a compile per new batch shape; worth it for big runs)
 
@@ -97,13 +100,6 @@ def model_fingerprint(settings: DdpmSettings) -> str:
     return read_checkpoint_index(model_source(settings), kind=CHECKPOINT_KIND)["files"]["model"]
 
 
-def resolve_precision(precision: str, device: torch.device) -> Precision:
-    """Return 'fp32' or 'bf16' for a settings value ('auto' = bf16 on CUDA, fp32 elsewhere)."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision  # type: ignore[return-value]
-
-
 class DdpmPurifier(Purifier):
     """Psi_t* for every t* in `settings.diffusion_start_steps`, from one staggered reverse loop per batch."""
 
@@ -133,54 +129,3 @@ class DdpmPurifier(Purifier):
         """
         return self.sampler.purify(x, self.settings.diffusion_start_steps,
                                    seed=self.seed if seed is None else seed, row_ids=row_ids)
-
-
-REFERENCE_LOOP: dict[str, Any] = {"precision": "fp32", "channels_last": False, "compile": False, "batch_size": 128}
-OPTIMIZED_LOOP: dict[str, Any] = {"precision": "bf16", "channels_last": True, "compile": True, "batch_size": 2048}
-
-
-def ddpm_reference_loop(settings: DdpmSettings) -> DdpmSettings:
-    """Return `settings` run as the official code runs it: fp32, eager, batch 128."""
-    return settings.model_copy(update=REFERENCE_LOOP)
-
-
-def ddpm_optimized_loop(settings: DdpmSettings) -> DdpmSettings:
-    """Return `settings` run the fast way: bf16 autocast, channels-last, torch.compile, batch 2048."""
-    return settings.model_copy(update=OPTIMIZED_LOOP)
-
-
-def measure_purify(purifier: Purifier, images: np.ndarray, row_ids: np.ndarray) -> tuple[dict[int, np.ndarray], float]:
-    """Return (purified images, images/s) of one timed `purify` call, after an untimed warm-up call on the same images.
-
-    The warm-up pays one-off costs (torch.compile, cuDNN autotuning, allocator growth), so the
-    figure is the steady-state rate; images/s counts input images, whatever the number of t*.
-    """
-    purifier.purify(images, row_ids)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = purifier.purify(images, row_ids)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return out, len(images) / (time.perf_counter() - start)
-
-
-def compare_speed_paths(reference: DdpmSettings, optimized: DdpmSettings, images: np.ndarray, row_ids: np.ndarray, *,
-                        seed: int = 0) -> dict[str, float]:
-    """Time two ways of running the same purification on the same images and check they purify alike.
-
-    Typically `reference = ddpm_reference_loop(s)` and `optimized = ddpm_optimized_loop(s)`.
-    Returns `reference_images_per_s`, `optimized_images_per_s`, their ratio `vs_reference_loop`,
-    the mean absolute change each makes to the images (`*_mean_abs_change`, pixel units) and the
-    `mean_abs_difference` between the two outputs (pixel units), over every t* of the settings.
-    """
-    outputs, rates = [], []
-    for settings in (reference, optimized):
-        out, images_per_s = measure_purify(DdpmPurifier(settings, seed), images, row_ids)
-        outputs.append(np.stack([out[t] for t in sorted(out)]).astype(np.float32))
-        rates.append(images_per_s)
-    original = images.astype(np.float32)[None]
-    return {"reference_images_per_s": rates[0], "optimized_images_per_s": rates[1], "vs_reference_loop": rates[1] / rates[0],
-            "reference_mean_abs_change": float(np.abs(outputs[0] - original).mean()),
-            "optimized_mean_abs_change": float(np.abs(outputs[1] - original).mean()),
-            "mean_abs_difference": float(np.abs(outputs[1] - outputs[0]).mean())}

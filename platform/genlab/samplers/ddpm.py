@@ -18,7 +18,7 @@ comments do. All tensors are images in [-1, 1] units, NCHW.
   noise level t*, then exactly t* reverse steps t = t*-1, ..., 0 (the official code's off-by-one:
   noise injected at index t*, denoising starts at t*-1).
 
-Noise is counter-based per row (`genlab.samplers.langevin.chain_noise`), keyed by (seed, row_id)
+Noise is counter-based per row (`genlab.samplers.noise`), keyed by (seed, row_id)
 and the step index, so a row's result does not depend on its batch, batch size or device. DDPM
 steps use step indices offset by `NOISE_STEP_OFFSET`, so with the same seed they never reuse a
 Langevin chain's noise (the PureGen combinations run both on one row).
@@ -35,20 +35,18 @@ the number of calls (max t* instead of sum t*) and their size (bigger batches pe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
 import numpy as np
 import torch
 from diffusers import DDPMScheduler
 from torch import nn
 
-from genlab.samplers.langevin import _row_keys, chain_noise
+from genlab.samplers.noise import check_one_key_per_row, row_keys
+from genlab.samplers.speed import NetRunner, Precision
 
 NUM_TRAIN_TIMESTEPS = 1000  # length of the linear beta schedule (the spec's, diffusers' default)
 NOISE_STEP_OFFSET = 1 << 24  # chain_noise step index of reverse step t is NOISE_STEP_OFFSET + t
 FORWARD_NOISE_STEP = NOISE_STEP_OFFSET + NUM_TRAIN_TIMESTEPS  # chain_noise step index of the forward jump's z
 MAX_START_STEP = NUM_TRAIN_TIMESTEPS - 1  # largest t*: the jump uses abar_{t*}, which exists for t* <= 999
-Precision = Literal["fp32", "bf16"]
 
 
 def make_scheduler() -> DDPMScheduler:
@@ -88,20 +86,16 @@ class DdpmSampler:
     """Forward jumps and reverse chains of a noise-prediction net `eps_theta(x, t)` (see module docstring).
 
     The net is used as given (callers put it in eval mode on the device they want); chains run
-    on its device. Speed options, none of which changes the update: `precision="bf16"` runs the
-    net under bf16 autocast (the chain state and the step arithmetic stay fp32), `channels_last`
-    feeds it NHWC-strided tensors, `compile` wraps it in `torch.compile`. `net_calls` and
-    `net_evaluations` (rows x calls) count the net's use over the sampler's lifetime.
+    on its device. `precision`, `channels_last` and `compile` are the speed options of
+    `genlab.samplers.speed` (none changes the update; the chain state and the step arithmetic
+    stay fp32). `net_calls` and `net_evaluations` (rows x calls) count the net's use over the
+    sampler's lifetime.
     """
 
     def __init__(self, net: nn.Module, *, precision: Precision = "fp32", channels_last: bool = False,
                  compile: bool = False) -> None:
         self.device = next(net.parameters()).device
-        self.precision = precision
-        self.channels_last = channels_last
-        if channels_last:
-            net.to(memory_format=torch.channels_last)
-        self._forward = torch.compile(net) if compile else net
+        self.runner = NetRunner(net, precision=precision, channels_last=channels_last, compile=compile)
         self.scheduler = make_scheduler()
         self._coeff = _Coefficients.of(self.scheduler, self.device)
         self.net_calls = 0
@@ -109,14 +103,10 @@ class DdpmSampler:
 
     def predict_noise(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         """Return eps_theta(x_t, t) as fp32 [N, C, H, W] for images x_t all at timestep t."""
-        if self.channels_last:
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-        timesteps = torch.full((len(x_t),), t, dtype=torch.int64, device=x_t.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            eps = self._forward(x_t, timesteps)
+        eps = self.runner(x_t, torch.full((len(x_t),), t, dtype=torch.int64, device=x_t.device))
         self.net_calls += 1
         self.net_evaluations += len(x_t)
-        return eps.float()
+        return eps
 
     def q_sample(self, x0: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
         """Return x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (Eq. 4; `DDPMScheduler.add_noise`), t in 0..999."""
@@ -146,7 +136,7 @@ class DdpmSampler:
             if t + 1 in noisy:
                 active = noisy[t + 1] if active is None else torch.cat([active, noisy[t + 1]])
                 joined.append(t + 1)
-            noise = chain_noise(keys, NOISE_STEP_OFFSET + t, shape).repeat(len(joined), 1, 1, 1) if t > 0 else None
+            noise = self.runner.step_noise(keys, NOISE_STEP_OFFSET + t, shape).repeat(len(joined), 1, 1, 1) if t > 0 else None
             active = self.p_sample(active, t, noise)
         return dict(zip(joined, active.split(len(keys))))
 
@@ -162,10 +152,9 @@ class DdpmSampler:
         """
         starts = sorted(set(start_steps))
         first = x0 if isinstance(x0, torch.Tensor) else x0[starts[0]]
-        keys = _row_keys(seed, torch.as_tensor(np.ascontiguousarray(row_ids), dtype=torch.int64, device=self.device))
-        if keys.shape != (len(first),):
-            raise ValueError(f"need one row id per image: {tuple(keys.shape)} ids for {len(first)} images")
-        z = chain_noise(keys, FORWARD_NOISE_STEP, tuple(first.shape[1:]))
+        keys = row_keys(seed, row_ids, self.device)
+        check_one_key_per_row(keys, len(first))
+        z = self.runner.step_noise(keys, FORWARD_NOISE_STEP, tuple(first.shape[1:]))
         noisy = {s: self.q_sample((x0 if isinstance(x0, torch.Tensor) else x0[s]).to(self.device, torch.float32), s, z)
                  for s in starts}
         return self.p_sample_loop(noisy, keys)

@@ -10,65 +10,25 @@ clipping, Metropolis correction or averaging inside the loop; callers clamp afte
 need valid pixels. One chain yields snapshots at every requested step count, so x_50 and x_150
 come from the same chain (and equal separate chains of 50 and 150 steps with the same seed).
 
-Noise: xi_k for row r is drawn from a counter-based generator keyed by (seed, row_id, k, pixel
-index) (`chain_noise`): a 32-bit integer hash (lowbias32) feeding Box-Muller, computed with
-torch integer ops on the chain's device. A row therefore gets the same noise whatever batch,
-batch size, actor or device it runs in, and a GPU batch of thousands of rows needs no per-row
-generator objects. (CPU and CUDA may differ in the last float bit of log/cos.)
+Noise: xi_k for row r is counter-based, keyed by (seed, row_id, k, pixel index)
+(`genlab.samplers.noise`), so a row gets the same chain whatever batch, batch size, actor or
+device it runs in.
+
+Speed options (`genlab.samplers.speed.NetRunner`: precision, channels_last, compile) change how
+the gradient is computed, not the update; the official code's loop is fp32, eager, with one
+autograd call per step, which is also what this sampler does by default.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-_MASK32 = 0xFFFFFFFF
-
-
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """(x * constant) mod 2^32 for int64 tensors holding values in [0, 2^32), without int64 overflow."""
-    low = x * (constant & 0xFFFF)
-    high = ((x * (constant >> 16)) & 0xFFFF) << 16
-    return (low + high) & _MASK32
-
-
-def _hash32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 integer hash of int64 tensors holding 32-bit values; returns values in [0, 2^32)."""
-    x = x & _MASK32
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _row_keys(seed: int, row_ids: torch.Tensor) -> torch.Tensor:
-    """Return an int64 [N] key per row from (seed, row_id); seeds and row ids are taken mod 2^32."""
-    seed_key = _hash32(torch.tensor(seed & _MASK32, dtype=torch.int64, device=row_ids.device) ^ 0x9E3779B9)
-    return _hash32(_hash32(row_ids.to(torch.int64) & _MASK32) ^ seed_key)
-
-
-def chain_noise(row_keys: torch.Tensor, step: int, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Return standard normal noise [N, *shape] for step `step` of the chains with `row_keys` (from `_row_keys`).
-
-    Deterministic in (row key, step, element index) only: independent of batch composition.
-    """
-    count = math.prod(shape)
-    pairs = (count + 1) // 2
-    device = row_keys.device
-    step_key = _hash32(row_keys ^ _hash32(torch.tensor(step + 0x632BE5AB, dtype=torch.int64, device=device)))
-    index = torch.arange(pairs, dtype=torch.int64, device=device)
-    counter = step_key[:, None] ^ _hash32(2 * index)[None, :]
-    u1 = (_hash32(counter).to(torch.float64) + 0.5) * 2.0 ** -32  # in (0, 1)
-    u2 = _hash32(counter ^ 0x5BD1E995).to(torch.float64) * 2.0 ** -32  # in [0, 1)
-    radius = torch.sqrt(-2.0 * torch.log(u1))
-    angle = 2.0 * math.pi * u2
-    normal = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :count]
-    return normal.to(dtype).reshape(len(row_keys), *shape)
+from genlab.samplers.noise import check_one_key_per_row, row_keys
+from genlab.samplers.speed import NetRunner, Precision
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,14 +51,17 @@ class LangevinSampler:
     """Runs Langevin chains x <- x - (eps^2/2) grad G(x)/tau + eps*xi on `energy` (see module docstring).
 
     The net is used as it is (callers put it in eval mode and on the device they want); chains
-    run on the net's device. `gradient_evaluations` counts image-gradient evaluations over the
-    sampler's lifetime.
+    run on the net's device. `precision`, `channels_last` and `compile` are the speed options of
+    `genlab.samplers.speed` (defaults: the official loop, fp32 and eager). `gradient_evaluations`
+    counts image-gradient evaluations over the sampler's lifetime.
     """
 
-    def __init__(self, energy: nn.Module, *, step_size: float = 1.25e-2, temperature: float = 1e-4) -> None:
+    def __init__(self, energy: nn.Module, *, step_size: float = 1.25e-2, temperature: float = 1e-4,
+                 precision: Precision = "fp32", channels_last: bool = False, compile: bool = False) -> None:
         if not step_size > 0 or not temperature > 0:
             raise ValueError(f"Langevin step_size and temperature must be > 0, got {step_size}, {temperature}")
         self.energy = energy
+        self.runner = NetRunner(energy, precision=precision, channels_last=channels_last, compile=compile)
         self.step_size = step_size
         self.temperature = temperature
         self.gradient_evaluations = 0
@@ -116,7 +79,7 @@ class LangevinSampler:
         with torch.inference_mode(False), torch.enable_grad():
             x = x.detach()
             x = (x.clone() if x.is_inference() else x).requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
+            (grad,) = torch.autograd.grad(self.runner(x).sum(), x)
         return grad / self.temperature
 
     def run(self, x0: torch.Tensor, *, steps: int | list[int], seed: int, row_ids: torch.Tensor | np.ndarray) -> LangevinChain:
@@ -131,16 +94,15 @@ class LangevinSampler:
             raise ValueError(f"Langevin step counts must be >= 0, got {steps}")
         device = self.device
         x = x0.detach().to(device=device, dtype=torch.float32)
-        keys = _row_keys(seed, torch.as_tensor(np.ascontiguousarray(row_ids), dtype=torch.int64, device=device))
-        if keys.shape != (len(x),):
-            raise ValueError(f"need one row id per image: {tuple(keys.shape)} ids for {len(x)} images")
+        keys = row_keys(seed, row_ids, device)
+        check_one_key_per_row(keys, len(x))
         drift_scale = self.step_size ** 2 / 2
         snapshots = {0: x.clone()} if wanted[0] == 0 else {}
         grad_norm_sum = torch.zeros((), device=device)
         for k in range(1, wanted[-1] + 1):
             grad = self.energy_gradient(x)
             grad_norm_sum += grad.flatten(1).norm(dim=1).mean()
-            x = x - drift_scale * grad + self.step_size * chain_noise(keys, k, tuple(x.shape[1:]))
+            x = x - drift_scale * grad + self.step_size * self.runner.step_noise(keys, k, tuple(x.shape[1:]))
             if k in wanted:
                 snapshots[k] = x.clone()
         evaluations = len(x) * wanted[-1]

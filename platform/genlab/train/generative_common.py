@@ -36,9 +36,9 @@ from pydantic import BaseModel
 from genlab.attacks import craft_poisons
 from genlab.checkpoints import log_checkpoint_artifacts, read_checkpoint_index, register_checkpoint, save_model
 from genlab.data import DatasetConfig, ImageSet, load_dataset
+from genlab.data.convert import match_format
 from genlab.fileio import write_json_atomic, write_text_atomic
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri
-from genlab.train.ebm import match_format
 
 FINISHED = "finished.json"
 StateT = TypeVar("StateT")
