@@ -135,7 +135,8 @@ def _run_tune(cfg: SweepConfig, specs: list[dict[str, Any]], refs: dict[str, Any
         tuner._local_tuner.get_run_config().callbacks = [callback]
     else:
         tuner = tune.Tuner(trainable, param_space={"spec": tune.grid_search(specs)},
-                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.tune.max_concurrent_trials),
+                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.tune.max_concurrent_trials,
+                                                   reuse_actors=True),  # no torch import per trial
                            run_config=run_config)
     tuner.fit()
 
