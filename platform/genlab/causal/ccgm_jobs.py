@@ -1,0 +1,185 @@
+"""What the CCGM jobs do: data, training with MLflow tracking, evaluation, checkpoint, summary.json."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from genlab.causal.ccgm import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
+from genlab.causal.ccgm_config import CCGMDebiasConfig, CCGMJobConfig
+from genlab.causal.ccgm_fit import fit_ccgm
+from genlab.causal.ccgm_images import counterfactual_pixel_mse, save_intervention_grid, sweep_values, to_unit_images
+from genlab.causal.ccgm_metrics import (intervention_fidelity, intervention_grid, learned_graph_distance,
+                                        reconstruction_error)
+from genlab.causal.debias import BiasTask, bias_report
+from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
+from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
+from genlab.causal.scm import StructuralCausalModel, build_scm
+from genlab.checkpoints import log_checkpoint_artifacts, save_model
+from genlab.errors import ConfigError
+from genlab.fileio import write_json_atomic
+from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
+
+
+@dataclass
+class CCGMData:
+    """Training and test inputs (normalised rows or unit images), raw labels [N, n], and what made them."""
+
+    graph: CausalGraph
+    scm: StructuralCausalModel | None
+    train_inputs: torch.Tensor
+    train_labels: torch.Tensor
+    test_inputs: torch.Tensor
+    test_labels: torch.Tensor
+    data_hash: str
+
+
+def load_data(cfg: CCGMJobConfig) -> CCGMData:
+    """Return the job's data: rows drawn from the known SCM (train and an equal test draw) or pendulum images."""
+    graph = resolve_graph(cfg.data.graph)
+    if cfg.data.kind == "pendulum":
+        if graph.nodes != COLUMNS:
+            raise ConfigError(f"config key data.graph: pendulum data needs the nodes {list(COLUMNS)} in this order "
+                              f"(use conf/graphs/pendulum.yaml)")
+        scenes = len(grid_indices(cfg.data.pendulum.grid)[0])
+        rows = np.sort(np.random.default_rng(cfg.seed).choice(scenes, size=min(cfg.data.num_samples, scenes),
+                                                               replace=False))
+        data = make_pendulum(cfg.data.pendulum, cfg.seed, rows=rows)
+        images, labels = to_unit_images(data.images), torch.as_tensor(data.labels, dtype=torch.float32)
+        test = torch.as_tensor(data.test)
+        digest = hashlib.sha256(data.images.tobytes() + data.labels.tobytes()).hexdigest()
+        return CCGMData(graph, None, images[~test], labels[~test], images[test], labels[test], digest)
+    scm = build_scm(graph, cfg.data.scm, cfg.data.scm_seed)
+    table = scm.sample(2 * cfg.data.num_samples, np.random.default_rng([cfg.seed, 1]))
+    labels = torch.as_tensor(table, dtype=torch.float32)
+    train, test = labels[:cfg.data.num_samples], labels[cfg.data.num_samples:]
+    mean, std = train.mean(dim=0), train.std(dim=0)
+    return CCGMData(graph, scm, (train - mean) / std, train, (test - mean) / std, test,
+                    hashlib.sha256(table.tobytes()).hexdigest())
+
+
+def _metric_batches(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
+    """Log metrics in batches of 1000 (MLflow's per-request cap)."""
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+
+
+def train_tracked(cfg: CCGMJobConfig, data: CCGMData, run_label: str) -> tuple[CCGM, MlflowClient, str]:
+    """Open the MLflow run, train a CCGM on `data` logging `<phase>_loss` per epoch; return (model, client, run id)."""
+    torch.set_num_threads(cfg.torch_threads)
+    client = MlflowClient(tracking_uri())
+    run_name = f"{run_label}-{cfg.model.causal_layer}-{data.graph.name}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_id = client.create_run(experiment_id(cfg.experiment), run_name=run_name,
+                               tags=standard_tags(dataset_hash=data.data_hash, seed=cfg.seed)).info.run_id
+    log_params(client, run_id, params_for(cfg))
+    print(f"[genlab] {run_name}: {len(data.train_inputs)} train / {len(data.test_inputs)} test {cfg.data.kind} rows, "
+          f"graph {', '.join(f'{a}->{b}' for a, b in data.graph.edges)}")
+    model = CCGM(CCGMConfig(graph=graph_spec(data.graph), data="image" if cfg.data.kind == "pendulum" else "tabular",
+                            image_size=cfg.data.pendulum.image_size, settings=cfg.model, seed=cfg.seed))
+    losses: list[Metric] = []
+
+    def on_epoch(phase: str, epoch: int, loss: float) -> None:
+        losses.append(Metric(f"{phase}_loss", loss, int(time.time() * 1000), epoch))
+
+    fit_ccgm(model, data.train_inputs, data.train_labels, cfg.train, seed=cfg.seed, on_epoch=on_epoch)
+    _metric_batches(client, run_id, losses)
+    return model, client, run_id
+
+
+def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, client: MlflowClient, run_id: str,
+             artifacts: Path) -> dict[str, Any]:
+    """Return the model's measurements (flat floats plus intervention cells); log the floats and the grid PNG."""
+    results: dict[str, Any] = {"reconstruction_error": reconstruction_error(model, data.test_inputs)}
+    try:
+        results.update(learned_graph_distance(model, data.graph))
+    except GraphError:  # the CausalVAE baseline's thresholded adjacency can be cyclic
+        results["shd"] = None
+    if data.scm is not None:
+        raw = data.train_labels.double().numpy()
+        fidelity = intervention_fidelity(model, data.scm, intervention_grid(raw, data.graph.nodes, cfg.evaluation.quantiles),
+                                         train_rows=len(raw), scale=raw.std(axis=0), num_samples=cfg.evaluation.num_samples,
+                                         seed=cfg.seed)
+        results.update({"intervention_mean_abs_error": fidelity["mean_abs_error"],
+                        "intervention_tolerance": fidelity["tolerance"],
+                        "non_descendants_identical": fidelity["non_descendants_identical"],
+                        "intervention_per_descendant": fidelity["per_descendant"],
+                        "intervention_cells": fidelity["cells"]})
+    else:
+        labels = data.test_labels.double().numpy()
+        values = sweep_values(labels, cfg.evaluation.grid_columns)
+        grid = save_intervention_grid(model, data.test_inputs[:1], values, artifacts / "intervention_grid.png")
+        client.log_artifact(run_id, str(grid), "interventions")
+        count = cfg.evaluation.counterfactual_images
+        errors = counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
+                                          cfg.data.pendulum.image_size)
+        results.update({f"counterfactual_pixel_mse_{node}": value for node, value in errors.items()})
+    now = int(time.time() * 1000)
+    _metric_batches(client, run_id, [Metric(key, float(value), now, 0) for key, value in results.items()
+                                     if isinstance(value, (int, float)) and value is not None])
+    return results
+
+
+def finish(cfg: CCGMJobConfig, model: CCGM, client: MlflowClient, run_id: str, out_dir: Path,
+           summary: dict[str, Any]) -> dict[str, Any]:
+    """Save the model (safetensors checkpoint), write summary.json, log both, close the run; return the summary."""
+    checkpoint = save_model(out_dir / "model", model, kind=CHECKPOINT_KIND, meta={"run_id": run_id})
+    log_checkpoint_artifacts(client, run_id, checkpoint, "model")
+    path = write_json_atomic(out_dir / "summary.json", {"run_id": run_id, **summary})
+    client.log_artifact(run_id, str(path), "report")
+    client.set_terminated(run_id, "FINISHED")
+    print(f"[genlab] summary: {path}\n[genlab] runs: {ui_command()}")
+    return summary
+
+
+def run_ccgm_train(cfg: CCGMJobConfig, out_dir: Path) -> dict[str, Any]:
+    """Train a CCGM (or the CausalVAE baseline), evaluate it, save it; return the summary (also summary.json)."""
+    data = load_data(cfg)
+    model, client, run_id = train_tracked(cfg, data, "ccgm")
+    results = evaluate(cfg, data, model, client, run_id, Path(out_dir))
+    results["learned_edges"] = [list(edge) for edge in model.causal.learned_edges()]
+    return finish(cfg, model, client, run_id, Path(out_dir), results)
+
+
+def bias_task(cfg: CCGMDebiasConfig, graph: CausalGraph) -> BiasTask:
+    """Return the validated bias task; ConfigError naming the key if it names unknown nodes or a missing edge."""
+    bias = cfg.bias
+    if tuple(bias.edge) not in graph.graph.edges:
+        raise ConfigError(f"config key bias.edge: {bias.edge[0]} -> {bias.edge[1]} is not an edge of graph "
+                          f"{graph.name} ({', '.join(f'{a}->{b}' for a, b in graph.edges)})")
+    for key, names in (("bias.features", bias.features), ("bias.target", [bias.target]),
+                       ("bias.attribute", [bias.attribute])):
+        for name in names:
+            if name not in graph.nodes:
+                raise ConfigError(f"config key {key}: unknown node {name!r} (nodes: {', '.join(graph.nodes)})")
+    return BiasTask(edge=tuple(bias.edge), features=tuple(bias.features), target=bias.target, attribute=bias.attribute)
+
+
+def run_ccgm_debias(cfg: CCGMDebiasConfig, out_dir: Path) -> dict[str, Any]:
+    """Train a CCGM on biased SCM data, check its interventions, cut the bias edge, measure bias before and after."""
+    if cfg.data.kind != "scm":
+        raise ConfigError("config key data.kind: the de-biasing story needs a known SCM (kind: scm)")
+    if cfg.model.causal_layer != "ccgm":
+        raise ConfigError("config key model.causal_layer: only the ccgm layer can cut an edge (CausalVAE has no edge cut)")
+    task = bias_task(cfg, resolve_graph(cfg.data.graph))
+    data = load_data(cfg)
+    model, client, run_id = train_tracked(cfg, data, "ccgm-debias")
+    results = evaluate(cfg, data, model, client, run_id, Path(out_dir))
+    report = bias_report(model, data.scm, data.train_labels.double().numpy(), task,
+                         num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
+    now = int(time.time() * 1000)
+    _metric_batches(client, run_id, [Metric(key, value, now, 0) for key, value in report.items()])
+    summary = {"intervention_mean_abs_error": results["intervention_mean_abs_error"],
+               "intervention_tolerance": results["intervention_tolerance"],
+               "skewsize_biased": report["skewsize_biased"], "skewsize_debiased": report["skewsize_debiased"],
+               "bias_edge": list(task.edge), "bias": report,
+               **{key: value for key, value in results.items() if key not in ("intervention_mean_abs_error",
+                                                                              "intervention_tolerance")}}
+    return finish(cfg, model, client, run_id, Path(out_dir), summary)
