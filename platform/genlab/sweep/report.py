@@ -18,12 +18,23 @@ COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", 
            "purify_images_per_s", "status")
 
 
+def params_text(params: dict[str, Any], prefix: str = "") -> str:
+    """Return purifier params as `k=v` pairs, nested settings as dotted keys (`ebm.langevin_steps=[150]`)."""
+    pairs = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            pairs.append(params_text({k: v for k, v in value.items() if k != "name"}, f"{prefix}{key}."))
+        else:
+            pairs.append(f"{prefix}{key}={value}")
+    return ",".join(pair for pair in pairs if pair)
+
+
 def _cell(row: dict[str, Any], column: str) -> str:
     value = row.get(column)
     if value is None:
         return "-"
     if column == "purifier_params":
-        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+        return params_text(value) or "-"
     if column in ("natural_accuracy", "poison_success_rate"):
         return f"{value:.4f}"
     if column == "purify_images_per_s":
