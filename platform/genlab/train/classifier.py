@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from genlab.config import StrictModel
@@ -29,6 +29,15 @@ class ClassifierConfig(StrictModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
     augment: bool = False  # random crop (pad 4 for 32px, 2 below) + horizontal flip
     device: str = "auto"  # auto (cuda when present), cpu or cuda
+    regime: Literal["scratch", "linear_probe", "fine_tune"] = "scratch"  # from scratch, or from `pretrained` (genlab.train.transfer)
+    pretrained: str | None = None  # checkpoint directory (transfer.save_classifier) that linear_probe / fine_tune start from
+
+    @model_validator(mode="after")
+    def _pretrained_matches_regime(self) -> "ClassifierConfig":
+        if (self.regime == "scratch") != (self.pretrained is None):
+            raise ValueError(f"pretrained is needed by regime linear_probe / fine_tune and only by them "
+                             f"(regime={self.regime}, pretrained={self.pretrained})")
+        return self
 
 
 class NormalizedClassifier(nn.Module):
@@ -89,9 +98,14 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
     targets = torch.tensor(labels, device=device)
     mean = data.mean(dim=(0, 2, 3)) / 255.0
     std = (data / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
-    net = build_classifier(cfg.arch, in_channels=data.shape[1], num_classes=num_classes, width=cfg.width)
-    model = NormalizedClassifier(net, mean, std).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+    if cfg.regime == "scratch":
+        net = build_classifier(cfg.arch, in_channels=data.shape[1], num_classes=num_classes, width=cfg.width)
+        model = NormalizedClassifier(net, mean, std).to(device)
+    else:
+        from genlab.train.transfer import pretrained_classifier
+
+        model = pretrained_classifier(cfg, in_channels=data.shape[1], num_classes=num_classes, device=device)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,

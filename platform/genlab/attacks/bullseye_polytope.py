@@ -1,0 +1,107 @@
+"""Bullseye Polytope (Aghakhani et al., EuroS&P 2021): targeted clean-label feature-collision poisons.
+
+For one trial with target x_t, the poisons x_p = x_b + delta (||delta||_inf <= epsilon, pixel
+units, true labels y_b = the adversarial class) are optimised so that the *mean* of their
+features lands on the target's features (the target sits at the "bullseye" of the poisons'
+polytope):
+
+    min_delta  || mean_i phi(x_p_i) - phi(x_t) || / || phi(x_t) ||
+
+where phi is the penultimate feature of the feature extractor (linear-transfer variant), or,
+with `end_to_end`, that distance averaged over every feature block's output (the paper's
+end-to-end variant, for fine-tune and from-scratch victims). Adam with learning rate
+`step_size * epsilon` and projection onto the epsilon ball after every step, as in the paper.
+The extractor is the victim's pretrained network (`pretrained`, a checkpoint written by
+genlab.train.transfer.save_classifier; the white-box setting of the 'Just How Toxic'
+benchmark) or, without one, a classifier trained on the clean training set.
+
+Implemented natively, not with ART's `BullseyePolytopeAttackPyTorch` (1.20.1): its `poison()`
+takes the "target" features from the bases `x` it is given and never reads `target`, so the
+poisons do not depend on the target (checked: two different targets gave identical poisons);
+its transfer-learning branch wraps the features in `torch.tensor(...)`, which detaches them,
+so the loss has no gradient; and its dropout option is stored but never applied.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from genlab.attacks.poisonset import PoisonSet
+from genlab.attacks.targeted import (Progress, TargetedAttackConfig, check_trial, clean_surrogate, model_device, nchw,
+                                     project, quantize_within, targeted_poison_set)
+from genlab.attacks.trials import TargetedTrial
+from genlab.data.imageset import ImageSet
+from genlab.train.classifier import resolve_device
+from genlab.train.transfer import feature_stages, head_name, load_classifier
+
+
+class BullseyePolytopeConfig(TargetedAttackConfig):
+    """Bullseye Polytope: which features collide, optimiser steps, and the feature extractor."""
+
+    name: Literal["bullseye_polytope"] = "bullseye_polytope"
+    epsilon: float = Field(25.5, gt=0, le=255)  # L-inf budget, pixel units (the paper: 0.1 of the range = 25.5)
+    steps: int = Field(800, ge=1)  # Adam steps per restart (the paper: 4000 on CIFAR ResNets)
+    step_size: float = Field(0.4, gt=0)  # Adam learning rate in units of epsilon (the paper: 0.04 / 0.1)
+    end_to_end: bool = False  # False: penultimate features (linear transfer); True: every block (fine-tune / scratch)
+    pretrained: str | None = None  # the victim's pretrained extractor (checkpoint directory); None: the clean surrogate
+
+
+def feature_maps(model: nn.Module, images: torch.Tensor, *, end_to_end: bool) -> list[torch.Tensor]:
+    """Return the features BP matches, each flattened to [N, D]: the penultimate feature (the head's
+    input), preceded by every feature block's output when `end_to_end`."""
+    net = model.net
+    captured: list[torch.Tensor] = []
+    modules = (feature_stages(net) if end_to_end else []) + [getattr(net, head_name(net))]
+    hooks = [m.register_forward_hook(lambda _m, args, out, head=m is modules[-1]: captured.append(
+        (args[0] if head else out).flatten(1))) for m in modules]
+    try:
+        model(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
+def bullseye_loss(poison_features: list[torch.Tensor], target_features: list[torch.Tensor]) -> torch.Tensor:
+    """Return the mean over feature blocks of ||mean poison feature - target feature|| / ||target feature||."""
+    distances = [(p.mean(0) - t[0]).norm() / t[0].norm() for p, t in zip(poison_features, target_features)]
+    return torch.stack(distances).mean()
+
+
+def craft_bullseye_polytope(cfg: BullseyePolytopeConfig, train: ImageSet, test: ImageSet, trial: TargetedTrial,
+                            seed: int, progress: Progress | None = None) -> PoisonSet:
+    """Return the trial's Bullseye Polytope PoisonSet: its base rows perturbed within `cfg.epsilon` pixels, true labels."""
+    check_trial(trial, train, test)
+    if cfg.pretrained is not None:
+        model = load_classifier(cfg.pretrained, resolve_device(cfg.surrogate.device))
+    else:
+        model = clean_surrogate(train, cfg.surrogate, cfg.surrogate_seed)
+    device = model_device(model)
+    bases = nchw(train.images[trial.base_indices], device)
+    with torch.no_grad():
+        target_features = feature_maps(model, nchw(test.images[[trial.target_index]], device), end_to_end=cfg.end_to_end)
+    generator = torch.Generator().manual_seed(seed)
+    best_loss, best = float("inf"), bases
+    for restart in range(cfg.restarts):
+        start = bases if restart == 0 else bases + (torch.rand(bases.shape, generator=generator) * 2 - 1).to(device) * cfg.epsilon
+        poisons = project(start, bases, cfg.epsilon).requires_grad_(True)
+        optimizer = torch.optim.Adam([poisons], lr=cfg.step_size * cfg.epsilon, betas=(0.9, 0.999))
+        for step in range(cfg.steps):
+            loss = bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features)
+            (poisons.grad,) = torch.autograd.grad(loss, poisons)
+            optimizer.step()
+            with torch.no_grad():
+                poisons.copy_(project(poisons, bases, cfg.epsilon))
+            if progress is not None and (step + 1) % 100 == 0:
+                progress(f"bullseye_polytope trial {trial.index} restart {restart + 1}/{cfg.restarts} "
+                         f"step {step + 1}/{cfg.steps} feature distance {loss.item():.4f}")
+        with torch.no_grad():
+            final = bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features).item()
+        if final < best_loss:
+            best_loss, best = final, poisons.detach()
+    images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
+    return targeted_poison_set(cfg, train, trial, images, seed=seed)
