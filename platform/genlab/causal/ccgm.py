@@ -55,7 +55,7 @@ class CCGMSettings(StrictModel):
     edge_prior: Literal["known", "exogenous_endogenous"] = "exogenous_endogenous"  # which edges are learned gates
     concept_dim: int = Field(1, ge=1)  # k latent dims per node (tabular: 1, as CVGen; images: 4, as CausalVAE)
     mechanism_hidden: list[int] = Field(default_factory=lambda: [32, 32])  # g_j hidden widths
-    mechanism_dropout: float = Field(0.1, ge=0, lt=1)  # input dropout on mechanisms with >= 2 parents
+    mechanism_dropout: float = Field(0.0, ge=0, lt=1)  # input dropout (>= 2 parents); > 0 shrinks do() means
     residual_scale: float = Field(0.1, gt=0)  # initial s_j (set from label residuals after the causal phase)
     label_prior_sd: float = Field(0.1, gt=0)  # tau: sd of the conditional prior N(u'_j, tau^2)
     coder_hidden: list[int] = Field(default_factory=lambda: [16])  # tabular per-variable encoder widths
@@ -154,7 +154,7 @@ class CCGM(nn.Module):
         self.readout_bias = nn.Parameter(torch.zeros(n))
         self.register_buffer("label_mean", torch.zeros(n))
         self.register_buffer("label_std", torch.ones(n))
-        self.register_buffer("exogenous_bank", torch.zeros(1, n, k))
+        self.register_buffer("exogenous_bank", torch.zeros(EXOGENOUS_BANK_ROWS, n, k))
 
     @property
     def num_nodes(self) -> int:
@@ -204,9 +204,12 @@ class CCGM(nn.Module):
 
     @torch.no_grad()
     def set_exogenous_bank(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        """Keep the posterior means of up to EXOGENOUS_BANK_ROWS training inputs x as the exogenous sampler."""
-        rows = torch.randperm(len(x), generator=generator)[:EXOGENOUS_BANK_ROWS]
-        self.exogenous_bank = self.encode(x[rows])[0]
+        """Keep the posterior means of EXOGENOUS_BANK_ROWS training inputs x (drawn with replacement if fewer)."""
+        if len(x) >= EXOGENOUS_BANK_ROWS:
+            rows = torch.randperm(len(x), generator=generator)[:EXOGENOUS_BANK_ROWS]
+        else:
+            rows = torch.randint(len(x), (EXOGENOUS_BANK_ROWS,), generator=generator)
+        self.exogenous_bank.copy_(self.encode(x[rows])[0])
 
     def prior_noise(self, num_samples: int, generator: torch.Generator) -> torch.Tensor:
         """Return eps [num_samples, n, k]: N(0, I), exogenous nodes replaced by bank rows (aggregate posterior).

@@ -47,7 +47,7 @@ class CCGMJobConfig(StrictModel):
     seed: int = 0  # data draw, model init and sampling
     torch_threads: int = Field(1, ge=1)  # CPU threads torch may use (small models: 1 is fastest on a shared machine)
     data: CCGMDataSettings = Field(default_factory=CCGMDataSettings)
-    model: CCGMSettings = Field(default_factory=lambda: CCGMSettings(mechanism_dropout=0.0))
+    model: CCGMSettings = Field(default_factory=CCGMSettings)
     train: CCGMTrainSettings = Field(default_factory=CCGMTrainSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
