@@ -48,3 +48,57 @@ def test_shared_class_trials_merge_into_one_poison_set(digits):
     assert np.array_equal(merged.images, train.images[merged.base_indices])
     with pytest.raises(PoisonSetError, match="share base rows"):
         merge_targeted([poisons[0], poisons[0]])
+
+
+def test_clopper_pearson_interval_and_fisher_test():
+    from genlab.attacks.targeted_eval import rates_differ, success_rate
+
+    none = success_rate([False] * 10)
+    assert (none.rate, none.low) == (0.0, 0.0) and abs(none.high - 0.3085) < 1e-3  # 1 - 0.025 ** (1/10)
+    half = success_rate([True] * 5 + [False] * 5)
+    assert abs(half.low - 0.1871) < 1e-3 and abs(half.high - 0.8129) < 1e-3
+    assert rates_differ(success_rate([True] * 8 + [False] * 2), none)
+    assert not rates_differ(success_rate([True] * 2 + [False] * 8), none)
+
+
+@pytest.mark.parametrize("name", ["gradient_matching", "bullseye_polytope"])
+def test_poisons_respect_epsilon_and_round_trip_the_importer(digits, tmp_path, name):
+    from genlab.attacks import TARGETED_CRAFTERS, BullseyePolytopeConfig, GradientMatchingConfig
+    from genlab.attacks.poisonset import load_poison_set
+    from genlab.train.classifier import ClassifierConfig
+
+    train, test = digits
+    config = {"gradient_matching": GradientMatchingConfig, "bullseye_polytope": BullseyePolytopeConfig}[name]
+    cfg = config(epsilon=6.5, steps=8, surrogate=ClassifierConfig(epochs=1, width=8))
+    trial = make_trials(train, test, count=1, budget=0.01, seed=1)[0]
+    messages = []
+    poison = TARGETED_CRAFTERS[name](cfg, train, test, trial, seed=0, progress=messages.append)
+    moved = np.abs(poison.images.astype(int) - train.images[trial.base_indices].astype(int))
+    assert moved.max() == 6 and moved.mean() > 1  # floor(epsilon), and the poisons did move
+    assert poison.kind == "targeted" and poison.target_class == trial.adversarial_class
+    assert np.array_equal(poison.labels, train.labels[trial.base_indices])  # clean-label
+    path = poison.save(tmp_path / name)
+    loaded = load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=10,
+                             dataset_hash=train.hash, clean_images=train.images)
+    assert loaded.hash == poison.hash
+
+
+def test_transfer_regimes_train_head_only_or_everything(digits, tmp_path):
+    import torch
+
+    from genlab.train.classifier import ClassifierConfig, train_classifier
+    from genlab.train.transfer import load_classifier, save_classifier
+
+    train, _ = digits
+    small = ClassifierConfig(epochs=1, width=8)
+    pretrained = train_classifier(train.images, train.labels, 10, small, seed=0)
+    path = save_classifier(tmp_path / "pre", pretrained, small, in_channels=1, num_classes=10)
+    before = load_classifier(path).state_dict()
+    assert all(torch.equal(before[k], v) for k, v in pretrained.state_dict().items())
+    for regime, features_move in (("linear_probe", False), ("fine_tune", True)):
+        cfg = small.model_copy(update={"regime": regime, "pretrained": str(path)})
+        after = train_classifier(train.images, train.labels, 10, cfg, seed=1).state_dict()
+        conv = "net.features.0.weight"
+        assert (not torch.equal(before[conv], after[conv])) == features_move, regime
+        assert torch.equal(before["net.features.1.running_mean"], after["net.features.1.running_mean"]) != features_move
+        assert not torch.equal(before["net.head.weight"], after["net.head.weight"])
