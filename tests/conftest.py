@@ -1,9 +1,13 @@
-"""Shared fixtures: a real local Ray session, a temp sqlite MLflow store, the tiny digits data."""
+"""Shared fixtures: a real local Ray session, a temp sqlite MLflow store, the tiny digits data, and the
+small EBM trained once per session by the real job (used by test_ebm.py and test_ddpm.py)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,3 +45,50 @@ def digits():
     from genlab.data import DatasetConfig, load_dataset
 
     return load_dataset(DatasetConfig())
+
+
+@dataclass(frozen=True)
+class TrainedEbm:
+    """The EBM trained by jobs/train_ebm.py (conf/train_ebm.yaml), and what its kill/resume runs printed."""
+
+    tracking_uri: str  # the sqlite MLflow store the job logged and registered to
+    out_dir: Path  # the job's --out; the final EBM is out_dir / "model"
+    killed_at_checkpoint: str  # the LATEST checkpoint when the first run was killed, e.g. step-0000050
+    resume_output: str  # stdout of the second run, which resumed from it
+
+
+def job_env(tracking_uri: str) -> dict[str, str]:
+    """Return the environment for a job subprocess: its MLflow store, one torch thread, genlab importable."""
+    return {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "platform"), os.environ.get("PYTHONPATH")]))}
+
+
+def run_killed_then_resumed(command: list[str], latest: Path, log: Path, env: dict[str, str]) -> tuple[str, str]:
+    """Run `command` in `log`'s folder, SIGKILL it once `latest` (its checkpoint pointer) appears, run it again to the end.
+
+    Returns (the checkpoint LATEST named at the kill, the second run's stdout); asserts both runs worked.
+    """
+    with open(log, "w") as out:
+        first = subprocess.Popen(command, cwd=log.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 900
+        while not latest.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first.kill()
+        first.wait()
+    assert latest.exists(), log.read_text()[-3000:]
+    killed_at = latest.read_text().strip()
+    second = subprocess.run(command, cwd=log.parent, env=env, capture_output=True, text=True, timeout=1800)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return killed_at, second.stdout
+
+
+@pytest.fixture(scope="session")
+def trained_ebm(tmp_path_factory) -> TrainedEbm:
+    """Run jobs/train_ebm.py (conf/train_ebm.yaml, a few CPU minutes), SIGKILL it after its first checkpoint, rerun it to the end."""
+    root = tmp_path_factory.mktemp("train_ebm")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    command = [PYTHON, str(REPO / "jobs" / "train_ebm.py"), "--config", str(REPO / "conf" / "train_ebm.yaml"),
+               "--out", str(root / "out")]
+    killed_at, resumed = run_killed_then_resumed(command, root / "out" / "checkpoints" / "LATEST", root / "first.log",
+                                                 job_env(uri))
+    return TrainedEbm(uri, root / "out", killed_at, resumed)

@@ -1,8 +1,9 @@
 """PureGen-DDPM and the PureGen combinations: UNet, sampler, checkpoints, training job, purifiers.
 
 The slow tests share one DDPM trained by the real job (conf/train_ddpm.yaml, digits 16x16, a few
-CPU minutes; killed after its first checkpoint and restarted) and one EBM trained by
-jobs/train_ebm.py with conf/train_ebm.yaml, then check that `ddpm` and each combination defeat
+CPU minutes; killed after its first checkpoint and restarted) and the session's EBM trained by
+jobs/train_ebm.py with conf/train_ebm.yaml (`trained_ebm` in conftest.py, shared with
+test_ebm.py), then check that `ddpm` and each combination defeat
 the blend attack. Torch runs single-threaded: on a shared 2-core machine more threads only
 oversubscribe.
 """
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pickle
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,8 @@ from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
+
+from conftest import job_env, run_killed_then_resumed
 
 REPO = Path(__file__).resolve().parents[1]
 T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it
@@ -333,36 +334,15 @@ class TrainedModels:
     resume_output: str
 
 
-def _job_env(uri: str) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "platform"), os.environ.get("PYTHONPATH")]))}
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> TrainedModels:
-    """Run jobs/train_ddpm.py, SIGKILL it after its first checkpoint, rerun it to the end; meanwhile run jobs/train_ebm.py."""
+def trained(tmp_path_factory, trained_ebm) -> TrainedModels:
+    """Run jobs/train_ddpm.py, SIGKILL it after its first checkpoint, rerun it to the end; the EBM is the session's."""
     root = tmp_path_factory.mktemp("train_ddpm")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    ebm_log = open(root / "ebm.log", "w")
-    ebm = subprocess.Popen([sys.executable, str(REPO / "jobs" / "train_ebm.py"), "--out", str(root / "ebm")], cwd=REPO,
-                           env=_job_env(f"sqlite:///{root / 'ebm-mlflow.db'}"),  # its own store: no sqlite lock contention
-                           stdout=ebm_log, stderr=subprocess.STDOUT)  # one torch thread per job: both fit on 2 cores
     command = [sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--out", str(root / "ddpm")]
-    latest = root / "ddpm" / "checkpoints" / "LATEST"
-    with open(root / "first.log", "w") as log:
-        first = subprocess.Popen(command, cwd=REPO, env=_job_env(uri), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 900
-        while not latest.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        first.kill()
-        first.wait()
-    assert latest.exists(), (root / "first.log").read_text()[-3000:]
-    killed_at = latest.read_text().strip()
-    second = subprocess.run(command, cwd=REPO, env=_job_env(uri), capture_output=True, text=True, timeout=1800)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert ebm.wait(timeout=1800) == 0, (root / "ebm.log").read_text()[-3000:]
-    ebm_log.close()
-    return TrainedModels(uri, root / "ddpm", root / "ebm", killed_at, second.stdout)
+    killed_at, resumed = run_killed_then_resumed(command, root / "ddpm" / "checkpoints" / "LATEST", root / "first.log",
+                                                 job_env(uri))
+    return TrainedModels(uri, root / "ddpm", trained_ebm.out_dir, killed_at, resumed)
 
 
 @pytest.mark.slow
@@ -388,7 +368,7 @@ def test_training_job_resumes_after_kill_and_registers_the_model(trained, monkey
     settings = DdpmSettings(registered_model="genlab-ddpm-digits")
     assert model_fingerprint(settings) == load_checkpoint(trained.ddpm_dir / "model")[1]["files"]["model"]
     rerun = subprocess.run([sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--out", str(trained.ddpm_dir)],
-                           cwd=REPO, env=_job_env(trained.tracking_uri), capture_output=True, text=True, timeout=600)
+                           cwd=REPO, env=job_env(trained.tracking_uri), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0 and "nothing to do" in rerun.stdout
     assert len(client.search_model_versions("name = 'genlab-ddpm-digits'")) == 1
 

@@ -1,8 +1,9 @@
 """PureGen-EBM: energy nets, the Langevin sampler, checkpoints, the training job and the purifier.
 
 The slow tests share one EBM trained by the real job with conf/train_ebm.yaml (digits 16x16,
-a few CPU minutes), killed after its first checkpoint and restarted, so one training run
-checks kill/resume, the registry and, most of all, that the purifier defeats the blend attack.
+a few CPU minutes), killed after its first checkpoint and restarted (the session fixture
+`trained_ebm` in conftest.py, shared with test_ddpm.py), so one training run checks kill/resume,
+the registry and, most of all, that the purifier defeats the blend attack.
 Torch runs single-threaded here: on a shared 2-core machine extra threads only oversubscribe.
 """
 
@@ -15,8 +16,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -274,40 +273,6 @@ def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_
 # ---------------------------------------------------------------- the training job (slow)
 
 
-@dataclass(frozen=True)
-class TrainedEbm:
-    """The EBM trained by the real job, and what the kill/resume runs printed."""
-
-    tracking_uri: str
-    out_dir: Path
-    killed_at_checkpoint: str
-    resume_output: str
-
-
-@pytest.fixture(scope="module")
-def trained_ebm(tmp_path_factory) -> TrainedEbm:
-    """Run jobs/train_ebm.py (conf/train_ebm.yaml), SIGKILL it after its first checkpoint, rerun it to the end."""
-    root = tmp_path_factory.mktemp("train_ebm")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "platform"), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, str(REPO / "jobs" / "train_ebm.py"), "--config", str(REPO / "conf" / "train_ebm.yaml"),
-               "--out", str(root / "out")]
-    latest = root / "out" / "checkpoints" / "LATEST"
-    with open(root / "first.log", "w") as log:
-        first = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 900
-        while not latest.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        first.kill()
-        first.wait()
-    assert latest.exists(), (root / "first.log").read_text()[-3000:]
-    killed_at = latest.read_text().strip()
-    second = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    return TrainedEbm(uri, root / "out", killed_at, second.stdout)
-
-
 @pytest.mark.slow
 def test_training_job_resumes_after_kill_and_registers_the_model(trained_ebm, monkeypatch, tmp_path):
     cfg = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm.yaml")
@@ -379,3 +344,26 @@ def test_ebm_purifier_halves_blend_poison_success_within_3_points_of_accuracy(tr
     assert success_none > 0.8  # the attack works undefended
     assert success_ebm <= 0.5 * success_none
     assert accuracy_ebm >= accuracy_none - 0.03
+
+
+@pytest.mark.slow
+def test_bf16_purification_removes_the_blend_trigger_as_fp32_does_within_seed_noise(trained_ebm, digits):
+    train = digits[0]
+    poison = craft_poisons(BlendConfig(), train, seed=0)
+    clean = train.images[poison.base_indices].astype(np.float32)
+    trigger = poison.images.astype(np.float32) - clean  # the trigger each poison carries (after clipping)
+    settings = EbmSettings(checkpoint=str(trained_ebm.out_dir / "model"), langevin_steps=[PURIFY_T], device="cpu")
+
+    def purification_statistics(precision: str, seed: int) -> tuple[float, float]:
+        """(share of the trigger left in the purified poisons: 1 intact, 0 gone; mean absolute change, pixels)."""
+        purifier = EbmPurifier(settings.model_copy(update={"precision": precision}), seed=seed)
+        purified = purifier.purify(poison.images, poison.base_indices)[PURIFY_T].astype(np.float32)
+        trigger_left = float(((purified - clean) * trigger).sum() / (trigger * trigger).sum())
+        return trigger_left, float(np.abs(purified - poison.images).mean())
+
+    fp32 = np.array([purification_statistics("fp32", seed) for seed in (0, 1, 2)])
+    bf16 = np.array(purification_statistics("bf16", 0))
+    print(f"(trigger left, mean abs change): fp32 seeds 0-2 {fp32.tolist()}, bf16 seed 0 {bf16.tolist()}")
+    assert fp32[:, 0].max() < 0.5  # Psi_150 removes most of the trigger
+    seed_noise = fp32.max(axis=0) - fp32.min(axis=0)
+    assert (np.abs(bf16 - fp32[0]) <= seed_noise).all()  # bf16 differs from fp32 less than seeds differ
