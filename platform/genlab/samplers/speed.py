@@ -83,6 +83,7 @@ class NetRunner:
     def step_noise(self, keys: torch.Tensor, step: int, shape: tuple[int, ...]) -> torch.Tensor:
         """Return `chain_noise(keys, step, shape)` (fp32), through the compiled noise when `compile` is set.
 
-        The step index goes in as a device tensor, so compiled noise is not recompiled per step.
+        The step index goes in as a device tensor, so compiled noise is not recompiled per step;
+        it is copied without waiting for the device, so the chain's kernels stay queued.
         """
-        return self.noise(keys, torch.tensor(step, dtype=torch.int64, device=keys.device), shape)
+        return self.noise(keys, torch.tensor(step, dtype=torch.int64).to(keys.device, non_blocking=True), shape)
