@@ -339,7 +339,8 @@ def trained(tmp_path_factory, trained_ebm) -> TrainedModels:
     """Run jobs/train_ddpm.py, SIGKILL it after its first checkpoint, rerun it to the end; the EBM is the session's."""
     root = tmp_path_factory.mktemp("train_ddpm")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    command = [sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--out", str(root / "ddpm")]
+    command = [sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--config", str(REPO / "conf" / "train_ddpm.yaml"),
+               "--out", str(root / "ddpm")]
     killed_at, resumed = run_killed_then_resumed(command, root / "ddpm" / "checkpoints" / "LATEST", root / "first.log",
                                                  job_env(uri))
     return TrainedModels(uri, root / "ddpm", trained_ebm.out_dir, killed_at, resumed)
