@@ -46,7 +46,8 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
             time.sleep(2)
         submit = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".", "--",
                   "python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
-                  "purifiers=[{name: none}, {name: jpeg, quality: 50}]", f"work_dir={tmp_path / 'work'}"]
+                  "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
+                  "attacks=[{name: badnets}, {name: blend}]", f"work_dir={tmp_path / 'work'}"]
         while True:  # the dashboard answers before the node's job agent is up ("No available agent")
             job = subprocess.run(submit, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
             if "No available agent" not in job.stderr or time.time() > deadline:

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
          "purifiers.5.ebm.langevin_steps=[5]", "purifiers.5.ddpm.diffusion_start_steps=[5]",
          "purifiers.6.ebm.langevin_steps=[3]", "purifiers.6.ddpm.diffusion_start_steps=[3]",
-         "purifiers.7.transform.diffusion_start_steps=[5]"]
+         "purifiers.7.transform.diffusion_start_steps=[5]", "attacks.2.trigger_steps=40", "attacks.2.surrogate.epochs=2"]
+ATTACKS = ("badnets", "blend", "narcissus")
 PURIFIERS = ("none", "jpeg", "gaussian_noise", "ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
 TINY_EBM = {"model": {"arch": "conv", "nf": 4}, "iterations": 4, "batch_size": 8, "bank_size": 32, "langevin_steps": 2,
             "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2}
@@ -56,10 +57,10 @@ def sweep(tmp_path_factory, ray_session):
 def test_sweep_covers_every_attack_and_purifier(sweep):
     result, _, _ = sweep
     combos = {(r["attack"], r["purifier"]) for r in result.rows}
-    assert combos == {(a, p) for a in ("badnets", "blend") for p in PURIFIERS}
+    assert combos == {(a, p) for a in ATTACKS for p in PURIFIERS}
     assert result.all_finished
     ebm_steps = sorted(r["purifier_params"]["langevin_steps"] for r in result.rows if r["purifier"] == "ebm")
-    assert ebm_steps == [10, 10, 20, 20]  # one chain, two snapshots, for each attack
+    assert ebm_steps == [10] * len(ATTACKS) + [20] * len(ATTACKS)  # one chain, two snapshots, for each attack
 
 
 def test_mlflow_holds_one_parent_and_a_finished_child_per_trial(sweep):
@@ -97,9 +98,10 @@ def test_summary_and_table_equal_what_mlflow_holds(sweep, capsys):
 
 
 def test_undefended_rows_meet_the_attack_targets(sweep):
+    """The dirty-label backdoors at 3 epochs; Narcissus' clean-label efficacy is test_narcissus.py's."""
     result, _, _ = sweep
     for row in result.rows:
-        if row["purifier"] == "none":
+        if row["purifier"] == "none" and row["attack"] in ("badnets", "blend"):
             assert row["poison_success_rate"] >= 0.8 and row["natural_accuracy"] >= 0.9, row
 
 

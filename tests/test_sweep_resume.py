@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
-ARGS = ["classifier.epochs=3", "seeds=[0,1]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]", "ray.num_cpus=2"]
+ARGS = ["classifier.epochs=3", "seeds=[0,1]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
+        "attacks=[{name: badnets}, {name: blend}]", "ray.num_cpus=2"]
 
 
 def _finished_children(db: Path) -> int:
