@@ -9,7 +9,7 @@ from genlab.sweep.config import SweepConfig
 
 def test_default_config_file_validates():
     cfg = load_config(SweepConfig, "conf/defense_sweep.yaml")
-    assert {a.key for a in cfg.attacks} == {"badnets", "blend"}
+    assert {a.key for a in cfg.attacks} == {"badnets", "blend", "narcissus"}
     assert {p.name for p in cfg.purifiers} >= {"none", "jpeg", "gaussian_noise"}
 
 
