@@ -1,4 +1,5 @@
-"""cluster.yaml validates against Ray's cluster-config schema and exposes nothing publicly."""
+"""cluster.yaml (AWS) and cluster-gcp.yaml validate against Ray's cluster-config schema, have the same
+node types, and expose nothing publicly."""
 
 import copy
 from pathlib import Path
@@ -8,24 +9,46 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-CLUSTER = yaml.safe_load((Path(__file__).resolve().parents[1] / "cluster.yaml").read_text())
+REPO = Path(__file__).resolve().parents[1]
+FILES = ("cluster.yaml", "cluster-gcp.yaml")
 
 
-def test_cluster_yaml_validates_against_rays_schema():
-    validate_config(prepare_config(copy.deepcopy(CLUSTER)))
+def _load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
 
 
-def test_a_misspelt_node_type_key_is_refused():
-    broken = copy.deepcopy(CLUSTER)
+@pytest.mark.parametrize("name", FILES)
+def test_cluster_yaml_validates_against_rays_schema(name):
+    validate_config(prepare_config(_load(name)))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_misspelt_node_type_key_is_refused(name):
+    broken = copy.deepcopy(_load(name))
     broken["available_node_types"]["gpu_worker"]["max_worker"] = 4
     with pytest.raises(jsonschema.ValidationError):
         validate_config(prepare_config(broken))
 
 
-def test_workers_scale_from_zero_and_services_bind_to_localhost():
-    types = CLUSTER["available_node_types"]
+@pytest.mark.parametrize("name", FILES)
+def test_workers_scale_from_zero_and_services_bind_to_localhost(name):
+    cluster = _load(name)
+    types = cluster["available_node_types"]
     assert types["gpu_worker"]["resources"]["GPU"] >= 1
-    assert all(types[t]["min_workers"] == 0 for t in ("cpu_worker", "gpu_worker"))
-    head_commands = " ".join(CLUSTER["head_start_ray_commands"])
+    assert all(types[t]["min_workers"] == 0 and types[t]["max_workers"] >= 1 for t in ("cpu_worker", "gpu_worker"))
+    head_commands = " ".join(cluster["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in head_commands and "0.0.0.0" not in head_commands
     assert "mlflow server --host 127.0.0.1" in head_commands
+
+
+def test_gcp_variant_has_the_aws_node_types_with_a_gpu_attached():
+    aws, gcp = _load("cluster.yaml"), _load("cluster-gcp.yaml")
+    assert gcp["provider"]["type"] == "gcp" and gcp["head_node_type"] == aws["head_node_type"]
+    aws_types, gcp_types = aws["available_node_types"], gcp["available_node_types"]
+    assert set(gcp_types) == set(aws_types) == {"head", "cpu_worker", "gpu_worker"}
+    for name, node in gcp_types.items():
+        assert node["resources"] == aws_types[name]["resources"], name
+        assert node["node_config"]["machineType"]
+    gpu_config = gcp_types["gpu_worker"]["node_config"]
+    assert gpu_config["guestAccelerators"][0]["acceleratorCount"] == gcp_types["gpu_worker"]["resources"]["GPU"]
+    assert gpu_config["scheduling"]["onHostMaintenance"] == "TERMINATE"  # GCP refuses GPU VMs that live-migrate
