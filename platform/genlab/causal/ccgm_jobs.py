@@ -17,8 +17,8 @@ from genlab.causal.ccgm import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
 from genlab.causal.ccgm_config import CCGMDebiasConfig, CCGMJobConfig
 from genlab.causal.ccgm_fit import fit_ccgm
 from genlab.causal.ccgm_images import counterfactual_pixel_mse, save_intervention_grid, sweep_values, to_unit_images
-from genlab.causal.ccgm_metrics import (intervention_fidelity, intervention_grid, learned_graph_distance,
-                                        reconstruction_error)
+from genlab.causal.ccgm_metrics import (concept_information, intervention_fidelity, intervention_grid,
+                                        learned_graph_distance, reconstruction_error)
 from genlab.causal.debias import BiasTask, bias_report
 from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
 from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
@@ -121,6 +121,7 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, client: MlflowClie
         errors = counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
                                           cfg.data.pendulum.image_size)
         results.update({f"counterfactual_pixel_mse_{node}": value for node, value in errors.items()})
+        results.update(concept_information(model, data.test_inputs, labels))
     now = int(time.time() * 1000)
     _metric_batches(client, run_id, [Metric(key, float(value), now, 0) for key, value in results.items()
                                      if isinstance(value, (int, float)) and value is not None])

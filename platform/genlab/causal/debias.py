@@ -4,8 +4,9 @@ A CCGM trained on biased data generates (a) a biased dataset (plain ancestral sa
 (b) a de-biased one, with the bias edge a -> b cut (b's mechanism sees an independent draw of
 a's marginal). Bias is measured two ways:
 
-- the dependence the edge induced, |Pearson| and mutual information between a and b, in the
-  true data and in both generated datasets, against the 95% band of independent data;
+- the dependence the edge induced, |Pearson|, mutual information and HSIC (with its p-value)
+  between a and b, in the true data and in both generated datasets, against the 95% band of
+  independent data (for HSIC: p-value above 0.05 is the independent level);
 - SkewSize of a classifier trained on each generated dataset. The classifier (logistic
   regression) predicts whether `target` exceeds its median from `features`; it is scored on
   a test set drawn from the true SCM with the bias edge cut (the world the de-biasing aims
@@ -62,7 +63,7 @@ def bias_report(model: CCGM, scm: StructuralCausalModel, train: np.ndarray, task
                 seed: int) -> dict[str, float]:
     """Return the bias measures before and after cutting `task.edge` (flat dict of floats, see module docstring).
 
-    Keys: `<measure>_<dataset>` for measure in abs_pearson / mutual_information (a vs b) and
+    Keys: `<measure>_<dataset>` for measure in abs_pearson / mutual_information / hsic / hsic_p_value (a vs b) and
     dataset in true / biased / debiased; `independence_band`; `kept_<p>_pearson_{debiased,truth}`
     for b's other parents p; `skewsize_{biased,debiased}` and `accuracy_{biased,debiased}`.
     """
