@@ -7,7 +7,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from ray import tune
 from ray.autoscaler._private.util import prepare_config, validate_config
+
+from genlab.config import load_config
+from genlab.errors import ConfigError
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.runner import tune_experiment_path
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = ("cluster.yaml", "cluster-gcp.yaml")
@@ -39,6 +45,7 @@ def test_workers_scale_from_zero_and_services_bind_to_localhost(name):
     head_commands = " ".join(cluster["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in head_commands and "0.0.0.0" not in head_commands
     assert "mlflow server --host 127.0.0.1" in head_commands
+    assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head_commands  # jobs log to the head's server
 
 
 def test_gcp_variant_has_the_aws_node_types_with_a_gpu_attached():
@@ -52,3 +59,27 @@ def test_gcp_variant_has_the_aws_node_types_with_a_gpu_attached():
     gpu_config = gcp_types["gpu_worker"]["node_config"]
     assert gpu_config["guestAccelerators"][0]["acceleratorCount"] == gcp_types["gpu_worker"]["resources"]["GPU"]
     assert gpu_config["scheduling"]["onHostMaintenance"] == "TERMINATE"  # GCP refuses GPU VMs that live-migrate
+
+
+@pytest.mark.parametrize("storage", ["s3://genlab-artifacts/ray_results", "gs://genlab-artifacts/ray_results/"])
+def test_a_bucket_uri_reaches_tune_unmangled(storage, tmp_path):
+    cfg = load_config(SweepConfig, REPO / "conf/defense_sweep_cluster.yaml", [f"tune.storage_path={storage}"])
+    assert cfg.dataset.name == "cifar10" and cfg.classifier.arch == "resnet18"
+    path = tune_experiment_path(cfg.tune.storage_path, tmp_path, "defense-sweep-cifar10-20260101-000000")
+    assert path == storage.rstrip("/") + "/defense-sweep-cifar10-20260101-000000"
+    storage_path, name = path.rsplit("/", 1)  # as runner._run_tune splits it for RunConfig
+    run_config = tune.RunConfig(name=name, storage_path=storage_path)
+    assert (run_config.storage_path, run_config.name) == (storage.rstrip("/"), "defense-sweep-cifar10-20260101-000000")
+
+
+def test_the_cluster_sweep_stores_tune_results_in_s3_and_a_local_path_stays_local(tmp_path):
+    assert load_config(SweepConfig, REPO / "conf/defense_sweep_cluster.yaml").tune.storage_path == \
+        "s3://genlab-artifacts/ray_results"
+    assert tune_experiment_path("results", tmp_path, "x") == str(Path("results").resolve() / "x")
+    assert tune_experiment_path(None, tmp_path, "x") == str(tmp_path / "ray_results" / "x")
+
+
+@pytest.mark.parametrize("storage", ["http://example.com/results", "s3://", "hdfs://namenode/results"])
+def test_an_unsupported_storage_uri_is_refused_naming_the_key(storage):
+    with pytest.raises(ConfigError, match="tune.storage_path"):
+        load_config(SweepConfig, REPO / "conf/defense_sweep.yaml", [f"tune.storage_path={storage}"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
 from genlab.config import StrictModel
@@ -13,21 +13,52 @@ from genlab.purify.stage import PurificationStageConfig
 from genlab.runtime import RaySettings
 from genlab.train.classifier import ClassifierConfig
 
+STORAGE_SCHEMES = ("s3", "gs")  # remote Tune storage Ray reaches through pyarrow (AWS S3, Google Cloud Storage)
+
+
+class OptunaSettings(StrictModel):
+    """`search: optuna`: one multi-objective study per attack over its planned purifier settings (genlab.sweep.search)."""
+
+    num_samples: int = Field(8, ge=1)  # trials per attack
+    seed: int = 0  # seed of the TPE sampler
+    startup_trials: int = Field(4, ge=1)  # random trials before TPE models the results
+
+
+class AshaSettings(StrictModel):
+    """`search: asha`: the grid, with ASHA stopping trials that trail at each rung of classifier epochs."""
+
+    metric: Literal["natural_accuracy", "poison_success_rate"] = "natural_accuracy"  # ranked max / min respectively
+    grace_period: int = Field(1, ge=1)  # epochs every trial trains before it may be stopped
+    reduction_factor: float = Field(2.0, gt=1)  # 1 / reduction_factor of the trials go on at each rung
+
 
 class TuneSettings(StrictModel):
     """How Ray Tune schedules the trials."""
 
+    search: Literal["grid", "optuna", "asha"] = "grid"  # grid: every (attack, setting, seed); optuna; asha: grid + early stopping
+    optuna: OptunaSettings = Field(default_factory=OptunaSettings)  # used by search: optuna
+    asha: AshaSettings = Field(default_factory=AshaSettings)  # used by search: asha
     max_concurrent_trials: int = Field(2, ge=1)  # trials running at once
     cpus_per_trial: float = Field(1.0, gt=0)  # CPUs each trial reserves (torch threads = this, at least 1)
     gpus_per_trial: float = Field(0.0, ge=0)  # GPUs per trial; fractions pack several trials on one GPU
     max_failures: int = Field(0, ge=-1)  # retries of a failed trial (-1 = unlimited)
-    storage_path: str | None = None  # Tune results: local dir or s3://...; None = <work_dir>/ray_results
+    storage_path: str | None = None  # Tune results: local dir, s3://bucket/path or gs://bucket/path; None = <work_dir>/ray_results
+
+    @field_validator("storage_path")
+    @classmethod
+    def _supported_storage(cls, path: str | None) -> str | None:
+        if path is not None and "://" in path:
+            scheme, _, rest = path.partition("://")
+            if scheme not in STORAGE_SCHEMES or not rest.strip("/"):
+                raise ValueError(f"{path!r}: use a local directory, s3://bucket/path or gs://bucket/path")
+        return path
 
 
 class FaultInjection(StrictModel):
     """Deliberate faults, to check failure handling end to end (empty in normal use)."""
 
     fail_trials_matching: list[str] = Field(default_factory=list)  # trials whose run name contains one of these raise
+    fail_once: bool = False  # they raise on their first attempt only (marker files under <work_dir>/faults): retries pass
 
 
 class SweepConfig(StrictModel):
@@ -55,4 +86,11 @@ class SweepConfig(StrictModel):
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"attacks: each attack may appear once, repeated: {duplicates}")
+        return self
+
+    @model_validator(mode="after")
+    def _asha_grace_within_epochs(self) -> "SweepConfig":
+        if self.tune.search == "asha" and self.tune.asha.grace_period >= self.classifier.epochs:
+            raise ValueError(f"tune.asha.grace_period ({self.tune.asha.grace_period}) must be below classifier.epochs "
+                             f"({self.classifier.epochs}), or no trial can be stopped early")
         return self

@@ -54,6 +54,17 @@ def load_resume_state(work_dir: str | Path, experiment: str) -> tuple[SweepConfi
     return validate(SweepConfig, state["config"]), state
 
 
+def tune_experiment_path(storage_path: str | None, work_dir: Path, name: str) -> str:
+    """Return where Tune keeps the sweep `name`: `<storage_path>/<name>`, with `<work_dir>/ray_results` when unset.
+
+    An `s3://` or `gs://` URI stays a URI string (Tune writes there through pyarrow, and the
+    resume state keeps it); a local directory is made absolute.
+    """
+    if storage_path is not None and "://" in storage_path:
+        return f"{storage_path.rstrip('/')}/{name}"
+    return str(Path(storage_path or work_dir / "ray_results").resolve() / name)
+
+
 def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] | None = None) -> SweepResult:
     """Run every (attack, purifier setting, seed) trial; write reports to `out_dir` and MLflow."""
     out_dir = Path(out_dir).resolve()
@@ -71,8 +82,8 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         parent = client.create_run(exp_id, run_name=f"sweep-{cfg.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                    tags=tags).info.run_id
         log_params(client, parent, params)
-        tune_path = str(Path(cfg.tune.storage_path or work_dir / "ray_results").resolve()
-                        / f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
+        tune_path = tune_experiment_path(cfg.tune.storage_path, work_dir,
+                                         f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}")
         write_json_atomic(state_path(work_dir, cfg.experiment), {"config": cfg.model_dump(mode="json"),
                                                                  "parent_run_id": parent, "tune_path": tune_path})
     else:
@@ -125,7 +136,8 @@ def _run_tune(cfg: SweepConfig, specs: list[dict[str, Any]], refs: dict[str, Any
         fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
         finished=frozenset(callback.finished))
     trainable = tune.with_resources(trainable, {"cpu": cfg.tune.cpus_per_trial, "gpu": cfg.tune.gpus_per_trial})
-    run_config = tune.RunConfig(name=Path(tune_path).name, storage_path=str(Path(tune_path).parent),
+    storage_path, name = tune_path.rsplit("/", 1)
+    run_config = tune.RunConfig(name=name, storage_path=storage_path,
                                 callbacks=[callback], verbose=1,
                                 failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures))
     if tune.Tuner.can_restore(tune_path):
