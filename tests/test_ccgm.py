@@ -77,6 +77,8 @@ def test_cutting_the_bias_edge_removes_its_dependence_and_lowers_skewsize(fitted
     assert report["abs_pearson_biased"] > 0.5 and report["mutual_information_biased"] > 0.1
     assert report["abs_pearson_debiased"] < report["independence_band"] == independence_band(20000)
     assert report["mutual_information_debiased"] < 0.01
+    assert report["hsic_p_value_biased"] < 0.01 < report["hsic_p_value_debiased"]  # independent level after the cut
+    assert report["hsic_debiased"] < report["hsic_biased"] / 10
     assert abs(report["kept_skill_pearson_debiased"] - report["kept_skill_pearson_truth"]) < 0.05
     assert report["skewsize_debiased"] < 0.05 < 0.15 < report["skewsize_biased"]
     truth_cut = cut_scm(scm, [TASK.edge], seed=0).sample(20000, np.random.default_rng(3))
@@ -121,6 +123,7 @@ def test_debias_job_writes_summary(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert {"intervention_mean_abs_error", "intervention_tolerance", "skewsize_biased", "skewsize_debiased"} <= set(summary)
     assert summary["intervention_tolerance"] > 0 and 0 <= summary["skewsize_debiased"] <= 1
+    assert {"hsic_true", "hsic_biased", "hsic_debiased", "hsic_p_value_debiased"} <= set(summary["bias"])
     assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
 
 
@@ -133,9 +136,12 @@ def test_train_job_on_pendulum_logs_intervention_grid(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["reconstruction_error"] > 0 and "counterfactual_pixel_mse_light" in summary
+    assert all(0 <= summary[f"{measure}_{node}"] <= 100 for measure in ("mic", "tic")
+               for node in ("pendulum", "light", "shadow_length", "shadow_position"))
+    assert summary["tic"] <= summary["mic"]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(summary["run_id"])
-    assert run.info.status == "FINISHED" and "generative_loss" in run.data.metrics
+    assert run.info.status == "FINISHED" and {"generative_loss", "mic", "tic"} <= set(run.data.metrics)
     assert run.data.tags["genlab.dataset_hash"] and run.data.params["model.causal_layer"] == "ccgm"
     assert {a.path for a in client.list_artifacts(run.info.run_id, "interventions")} == {
         "interventions/intervention_grid.png"}
