@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator, model_validator
 
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
