@@ -18,6 +18,7 @@ from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
 from genlab.purify.base import PurifierSettings
+from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import StageInput, purify_parts_cached
@@ -38,6 +39,7 @@ class TrainingSet:
     labels: np.ndarray
     purify_images_per_s: float | None
     grid_path: Path
+    stage_ran: bool = False  # its purifier setting went through a Ray Data stage in this sweep (not all from the cache)
 
 
 def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -> str:
@@ -77,6 +79,11 @@ def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, Po
         print(f"[genlab] purifying {len(train)} clean training images and {sum(len(p.row_ids) for p in parts[1:])} "
               f"poisoned rows of {len(poisons)} attacks with {staged.label()}")
         clean, *dirty_parts = purify_parts_cached(parts, staged, cfg.seed, cfg.purification, cache)
+        hits = sum(part.from_cache for part in (clean, *dirty_parts))
+        stage_ran = not isinstance(staged, NoneSettings) and hits < len(parts)
+        if not isinstance(staged, NoneSettings):
+            print(f"[genlab] {staged.label()}: {hits}/{len(parts)} parts from the purification cache"
+                  + (", the others purified by a Ray Data stage" if stage_ran else ""))
         for (attack, poison), dirty in zip(poisons.items(), dirty_parts):
             rows = poison.base_indices
             labels = train.labels.copy()
@@ -94,5 +101,6 @@ def build_training_sets(cfg: SweepConfig, train: ImageSet, poisons: dict[str, Po
                 shown = rows[:8]
                 grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
                                        ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
-                sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid))
+                sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid,
+                                        stage_ran))
     return sets

@@ -1,4 +1,8 @@
-"""Sweep reports: the results table (console, markdown, CSV) and the Pareto plot."""
+"""Sweep reports: the results table (console, markdown, CSV) and the Pareto plot.
+
+Trials a scheduler stopped early (`stopped_early`, ASHA) are listed in the table but left out
+of the means and the Pareto front: their metrics come from fewer epochs than the others'.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
-           "purify_images_per_s", "status")
+           "purify_images_per_s", "status", "stopped_early")
 
 
 def params_text(params: dict[str, Any], prefix: str = "") -> str:
@@ -59,13 +63,17 @@ def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float | No
     return mean, float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sem)
 
 
+def full_length(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the rows of trials that finished every epoch (metrics present, not stopped early)."""
+    return [r for r in rows if r.get("natural_accuracy") is not None and not r.get("stopped_early")]
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return one row per (attack, purifier setting) over its finished seeds: means and 95% CI half-widths."""
+    """Return one row per (attack, purifier setting) over its full-length seeds: means and 95% CI half-widths."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        if row.get("natural_accuracy") is not None:
-            key = (row["attack"], row["purifier"], _cell(row, "purifier_params"))
-            groups.setdefault(key, []).append(row)
+    for row in full_length(rows):
+        key = (row["attack"], row["purifier"], _cell(row, "purifier_params"))
+        groups.setdefault(key, []).append(row)
     out = []
     for members in groups.values():
         entry = {k: members[0][k] for k in ("attack", "purifier", "purifier_params", "purify_images_per_s")}
@@ -102,8 +110,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the rows no other row beats on both poison success (lower) and natural accuracy (higher)."""
-    done = [r for r in rows if r.get("natural_accuracy") is not None]
+    """Return the full-length rows no other beats on both poison success (lower) and natural accuracy (higher)."""
+    done = full_length(rows)
 
     def dominated(a: dict[str, Any]) -> bool:
         return any(b["poison_success_rate"] <= a["poison_success_rate"] and b["natural_accuracy"] >= a["natural_accuracy"]
@@ -115,7 +123,7 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path:
     """Plot poison success vs natural accuracy per attack (marker size = purification images/s); save PNG."""
-    done = [r for r in rows if r.get("natural_accuracy") is not None]
+    done = full_length(rows)
     attacks = sorted({r["attack"] for r in done})
     fig, axes = plt.subplots(1, max(1, len(attacks)), figsize=(5 * max(1, len(attacks)), 4), squeeze=False)
     for ax, attack in zip(axes[0], attacks):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -25,8 +26,9 @@ from genlab.fileio import write_json_atomic, write_text_atomic
 from genlab.runtime import init_ray
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.mlflow_callback import MlflowTrialCallback
-from genlab.sweep.plan import build_training_sets, poison_for, trial_name
+from genlab.sweep.plan import TrainingSet, build_training_sets, poison_for
 from genlab.sweep.report import aggregate, format_table, markdown_table, pareto_plot, write_csv
+from genlab.sweep.search import grid_specs, search_plan
 from genlab.sweep.trainable import defense_trial
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
 
@@ -97,15 +99,15 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
             client.log_dict(parent, poison.metadata(), f"poisons/{name}.json")
         sets = build_training_sets(cfg, train, poisons, out_dir)
         refs = {s.key: ray.put((s.images, s.labels)) for s in sets}
-        specs = [{"name": trial_name(s.attack, s.settings, s.steps, seed), "data_key": s.key, "attack": s.attack,
-                  "purifier": s.settings.name, "purifier_params": s.settings.params(s.steps), "seed": seed,
-                  "purify_images_per_s": s.purify_images_per_s} for s in sets for seed in cfg.seeds]
         callback = MlflowTrialCallback(tracking_uri=uri, experiment_id=exp_id, parent_run_id=parent, tags=tags,
-                                       params=params, grids={s.key: s.grid_path for s in sets})
-        _run_tune(cfg, specs, refs, test, poisons, callback, tune_path)
+                                       params=params, grids={s.key: s.grid_path for s in sets},
+                                       full_epochs=cfg.classifier.epochs)
+        ran = _run_tune(cfg, sets, refs, test, poisons, callback, tune_path)
+        # The grid's rows in plan order; Optuna's are the trials it proposed.
+        specs = ran if cfg.tune.search == "optuna" else grid_specs(sets, cfg.seeds)
         rows = [_row(spec, callback) for spec in specs]
         all_finished = all(row["status"] == "FINISHED" for row in rows)
-        _write_reports(client, parent, rows, out_dir)
+        _write_reports(client, parent, rows, _purification_counts(sets), out_dir)
         client.set_terminated(parent, "FINISHED" if all_finished else "FAILED")
     except BaseException:
         client.set_terminated(parent, "FAILED")
@@ -125,16 +127,27 @@ def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
             "seed": spec["seed"], "natural_accuracy": final.get("natural_accuracy"),
             "poison_success_rate": final.get("poison_success_rate"),
             "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
-            "status": "FINISHED" if finished else "FAILED"}
+            "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early}
 
 
-def _run_tune(cfg: SweepConfig, specs: list[dict[str, Any]], refs: dict[str, Any], test: Any, poisons: dict[str, Any],
-              callback: MlflowTrialCallback, tune_path: str) -> None:
-    """Run one Tune trial per spec (a grid over the specs), or restore an interrupted run of them."""
+def _purification_counts(sets: list[TrainingSet]) -> dict[str, int]:
+    """Return how many purifier settings ran a Ray Data stage in this sweep and how many came whole from the cache."""
+    purified = {s.settings.model_dump_json(): s.stage_ran for s in sets if s.settings.name != "none"}
+    return {"purification_stage_runs": sum(purified.values()),
+            "purification_settings_from_cache": len(purified) - sum(purified.values())}
+
+
+def _run_tune(cfg: SweepConfig, sets: list[TrainingSet], refs: dict[str, Any], test: Any, poisons: dict[str, Any],
+              callback: MlflowTrialCallback, tune_path: str) -> list[dict[str, Any]]:
+    """Run the trials `cfg.tune.search` chooses (genlab.sweep.search), or restore an interrupted run of them.
+
+    Returns the spec of every trial Tune ran or restored, in trial order.
+    """
+    fail_once_dir = Path(cfg.work_dir) / "faults" / tune_path.rsplit("/", 1)[1] if cfg.faults.fail_once else None
     trainable = tune.with_parameters(
         defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
         fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
-        finished=frozenset(callback.finished))
+        finished=frozenset(callback.finished), fail_once_dir=fail_once_dir and str(fail_once_dir))
     trainable = tune.with_resources(trainable, {"cpu": cfg.tune.cpus_per_trial, "gpu": cfg.tune.gpus_per_trial})
     storage_path, name = tune_path.rsplit("/", 1)
     run_config = tune.RunConfig(name=name, storage_path=storage_path,
@@ -146,18 +159,18 @@ def _run_tune(cfg: SweepConfig, specs: list[dict[str, Any]], refs: dict[str, Any
         # knows from MLflow which trials already finished.
         tuner._local_tuner.get_run_config().callbacks = [callback]
     else:
-        tuner = tune.Tuner(trainable, param_space={"spec": tune.grid_search(specs)},
-                           tune_config=tune.TuneConfig(max_concurrent_trials=cfg.tune.max_concurrent_trials,
-                                                   reuse_actors=True),  # no torch import per trial
-                           run_config=run_config)
-    tuner.fit()
+        plan = search_plan(cfg, sets)
+        tuner = tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config, run_config=run_config)
+    return [result.config["spec"] for result in tuner.fit()]
 
 
-def _write_reports(client: MlflowClient, parent: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
-    """Write summary.json, results CSV/markdown and the Pareto plot; log them to the parent run."""
+def _write_reports(client: MlflowClient, parent: str, rows: list[dict[str, Any]], purification: dict[str, int],
+                   out_dir: Path) -> None:
+    """Write summary.json, results CSV/markdown and the Pareto plot; log them (and `purification`) to the parent run."""
     out_dir.mkdir(parents=True, exist_ok=True)
     aggregates = aggregate(rows)
-    write_json_atomic(out_dir / "summary.json", {"trials": rows, "aggregates": aggregates})
+    write_json_atomic(out_dir / "summary.json", {"trials": rows, "aggregates": aggregates, "purification": purification})
+    client.log_batch(parent, metrics=[Metric(key, float(value), 0, 0) for key, value in purification.items()])
     write_text_atomic(out_dir / "results.md", markdown_table(rows, aggregates))
     for path in (write_csv(rows, out_dir / "results.csv"), out_dir / "results.md", out_dir / "summary.json",
                  pareto_plot(rows, out_dir / "pareto.png")):

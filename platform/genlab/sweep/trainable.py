@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -18,22 +19,35 @@ class InjectedFault(RuntimeError):
     """Raised by trials selected by `faults.fail_trials_matching`."""
 
 
+def _inject_fault(name: str, fail_matching: list[str], once_dir: str | None) -> None:
+    """Raise InjectedFault if trial `name` matches; with `once_dir`, only on its first attempt (a marker file there)."""
+    if not any(pattern in name for pattern in fail_matching):
+        return
+    if once_dir is not None:
+        marker = Path(once_dir) / name
+        if marker.exists():
+            return
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    raise InjectedFault(f"fault injected into trial {name} (faults.fail_trials_matching)")
+
+
 def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test: ImageSet,
                   poisons: dict[str, PoisonSet], classifier: dict[str, Any], fail_matching: list[str],
-                  num_threads: int, finished: frozenset[str] = frozenset()) -> None:
+                  num_threads: int, finished: frozenset[str] = frozenset(), fail_once_dir: str | None = None) -> None:
     """Train a classifier for trial `config` and `tune.report` metrics after every epoch.
 
     `config["spec"]` holds `name`, `data_key`, `attack`, `seed`, `purify_images_per_s`; `training_sets`
     maps data keys to object refs of `(images, labels)`. Metrics: `epoch`, `train_loss`,
     `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]). A trial named in `finished`
     (done by an earlier attempt of a resumed sweep, per MLflow) returns at once without training.
+    A trial matching `fail_matching` raises InjectedFault (with `fail_once_dir`: on its first attempt only).
     """
     config = config["spec"]
     if config["name"] in finished:
         return
     torch.set_num_threads(max(1, num_threads))
-    if any(pattern in config["name"] for pattern in fail_matching):
-        raise InjectedFault(f"fault injected into trial {config['name']} (faults.fail_trials_matching)")
+    _inject_fault(config["name"], fail_matching, fail_once_dir)
     images, labels = ray.get(training_sets[config["data_key"]])
     poison = poisons[config["attack"]]
     cfg = ClassifierConfig.model_validate(classifier)
