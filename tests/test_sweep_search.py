@@ -3,6 +3,8 @@
 The in-process sweeps share one work_dir: the first purifies each setting, the others read the cache.
 """
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -18,9 +20,10 @@ from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
-PURIFIERS = "purifiers=[{name: none}, {name: jpeg, quality: 50}, {name: gaussian_noise, sigma: [16, 128]}]"
-TINY = ["classifier.epochs=2", "attacks=[{name: badnets}]", PURIFIERS, "ray.num_cpus=2"]
-SETTINGS = {"badnets-none", "badnets-jpeg-q50", "badnets-noise-s16", "badnets-noise-s128"}  # the planned data keys
+PURIFIERS = "purifiers=[{name: none}, {name: jpeg, quality: 50}, {name: gaussian_noise, sigma: 128}]"
+TINY = ["classifier.epochs=2", "classifier.width=8", "attacks=[{name: badnets}]", PURIFIERS, "purification.num_actors=1",
+        "ray.num_cpus=2"]
+SETTINGS = {"badnets-none", "badnets-jpeg-q50", "badnets-noise-s128"}  # the planned data keys
 
 
 def _config(work: Path, *overrides: str) -> SweepConfig:
@@ -54,8 +57,9 @@ def twice(store, ray_session):
     cfg = _config(tmp / "work", "experiment=search-retry", "tune.max_failures=1", "faults.fail_trials_matching=[jpeg]",
                   "faults.fail_once=true")
     first = run_sweep(cfg, tmp / "first")
-    second = run_sweep(cfg, tmp / "second")
-    return first, second, uri, tmp
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        second = run_sweep(cfg, tmp / "second")
+    return first, (second, printed.getvalue()), uri, tmp
 
 
 def test_a_dead_trial_is_retried_and_mlflow_keeps_one_finished_run(twice):
@@ -73,17 +77,21 @@ def test_a_dead_trial_is_retried_and_mlflow_keeps_one_finished_run(twice):
     assert [m.step for m in history] == [1, 2]  # the retry's epochs, once
 
 
-def test_a_second_sweep_reads_every_part_from_the_cache(twice, capsys):
-    first, second, _, tmp = twice
+def test_a_second_sweep_reads_every_part_from_the_cache(twice):
+    first, (second, printed), _, tmp = twice
     before = json.loads((tmp / "first" / "summary.json").read_text())
     after = json.loads((tmp / "second" / "summary.json").read_text())
-    assert before["purification"] == {"purification_stage_runs": 3, "purification_settings_from_cache": 0}
-    assert after["purification"] == {"purification_stage_runs": 0, "purification_settings_from_cache": 3}
+    assert before["purification"] == {"purification_stage_runs": 2, "purification_settings_from_cache": 0}
+    assert after["purification"] == {"purification_stage_runs": 0, "purification_settings_from_cache": 2}
+    # The second sweep's cache report, per purifier setting: every part (clean rows, poisoned rows) a hit.
+    assert "jpeg-q50: 2/2 parts from the purification cache\n" in printed
+    assert "noise-s128: 2/2 parts from the purification cache\n" in printed
     assert second.all_finished
     assert after["trials"] == before["trials"] == first.rows  # same metrics, bit for bit
     assert (tmp / "second" / "results.md").read_text() == (tmp / "first" / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_without_retries_the_same_fault_fails_the_trial_and_the_job(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     proc = subprocess.run([sys.executable, "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1",
@@ -101,16 +109,16 @@ def test_without_retries_the_same_fault_fails_the_trial_and_the_job(tmp_path):
 @pytest.fixture(scope="module")
 def optuna_sweep(store, twice):
     tmp, uri = store
-    cfg = _config(tmp / "work", "experiment=search-optuna", "tune.search=optuna", "tune.optuna.num_samples=5",
+    cfg = _config(tmp / "work", "experiment=search-optuna", "tune.search=optuna", "tune.optuna.num_samples=4",
                   "tune.optuna.startup_trials=2", "seeds=[0,1]")
     return run_sweep(cfg, tmp / "optuna"), uri, tmp
 
 
 def test_optuna_runs_num_samples_trials_over_the_planned_settings(optuna_sweep):
     result, uri, tmp = optuna_sweep
-    assert len(result.rows) == 5 and result.all_finished
+    assert len(result.rows) == 4 and result.all_finished
     names = [r["run_name"] for r in result.rows]
-    assert len(set(names)) == 5
+    assert len(set(names)) == 4
     per_setting: dict[str, list[int]] = {}
     for row in result.rows:
         key = row["run_name"].rsplit("-seed", 1)[0]
@@ -125,7 +133,7 @@ def test_optuna_runs_num_samples_trials_over_the_planned_settings(optuna_sweep):
     assert summary["purification"]["purification_stage_runs"] == 0  # optuna chose among settings purified already
     repeated = [a for a in summary["aggregates"] if a["seeds"] > 1]
     assert all(a["natural_accuracy_ci95"] is not None for a in repeated)
-    assert sum(a["seeds"] for a in summary["aggregates"]) == 5
+    assert sum(a["seeds"] for a in summary["aggregates"]) == 4
 
 
 @pytest.fixture(scope="module")
@@ -138,18 +146,18 @@ def asha_sweep(store, twice):
 
 def test_asha_stops_trailing_trials_and_says_which(asha_sweep):
     result, uri, tmp = asha_sweep
-    assert result.all_finished and len(result.rows) == 4
+    assert result.all_finished and len(result.rows) == 3
     stopped = {r["run_name"] for r in result.rows if r["stopped_early"]}
-    assert "badnets-noise-s128-seed0" in stopped and len(stopped) < 4  # sigma 128 trails at epoch 1
+    assert "badnets-noise-s128-seed0" in stopped and len(stopped) < 3  # sigma 128 trails at epoch 1
     client, children = _children(uri, "search-asha", result.parent_run_id)
-    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
         name = child.data.tags["genlab.trial_name"]
         assert child.data.tags["genlab.stopped_early"] == str(name in stopped).lower()
         epochs = [m.step for m in client.get_metric_history(child.info.run_id, "natural_accuracy")]
         assert (epochs[-1] < 3) == (name in stopped)
     aggregates = json.loads((tmp / "asha" / "summary.json").read_text())["aggregates"]
-    assert sum(a["seeds"] for a in aggregates) == 4 - len(stopped)  # stopped trials are left out of the means
+    assert sum(a["seeds"] for a in aggregates) == 3 - len(stopped)  # stopped trials are left out of the means
 
 
 @pytest.mark.parametrize("overrides, message", [
