@@ -10,6 +10,7 @@ import yaml
 from ray import tune
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from genlab.cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from genlab.config import load_config
 from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
@@ -59,6 +60,22 @@ def test_gcp_variant_has_the_aws_node_types_with_a_gpu_attached():
     gpu_config = gcp_types["gpu_worker"]["node_config"]
     assert gpu_config["guestAccelerators"][0]["acceleratorCount"] == gcp_types["gpu_worker"]["resources"]["GPU"]
     assert gpu_config["scheduling"]["onHostMaintenance"] == "TERMINATE"  # GCP refuses GPU VMs that live-migrate
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_fake_cluster_has_the_node_types_scaled_to_one_machine(name):
+    fake = fake_cluster_config(REPO / name, gcs_address="127.0.0.1:6390", max_workers_per_type=1)
+    validate_config(fake)  # the schema check; prepare_config needs the provider's example.yaml, which the wheel lacks
+    real = _load(name)["available_node_types"]
+    types = fake["available_node_types"]
+    assert set(types) == set(real) - {"head"} | {FAKE_HEAD_NODE_TYPE}
+    assert types[FAKE_HEAD_NODE_TYPE] == {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0}
+    for worker in ("cpu_worker", "gpu_worker"):
+        resources = types[worker]["resources"]
+        assert set(resources) == set(real[worker]["resources"]) | {"object_store_memory"}
+        assert resources["CPU"] == 1 and types[worker]["min_workers"] == 0 and types[worker]["max_workers"] == 1
+    assert types["gpu_worker"]["resources"]["GPU"] == 1
+    assert fake["provider"]["type"] == "fake_multinode" and fake["provider"]["gcs_address"] == "127.0.0.1:6390"
 
 
 @pytest.mark.parametrize("storage", ["s3://genlab-artifacts/ray_results", "gs://genlab-artifacts/ray_results/"])
