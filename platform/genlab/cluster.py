@@ -26,7 +26,7 @@ EMPTY_LAUNCHER_KEYS = ("file_mounts", "cluster_synced_files", "rsync_exclude", "
 
 
 def scaled_resources(resources: dict[str, float]) -> dict[str, float]:
-    """Return `resources` scaled to one machine: every resource kind kept, each non-zero amount set to 1."""
+    """Return `resources` scaled to one machine: every resource kind kept, each amount capped at 1 (0 stays 0)."""
     return {kind: min(amount, 1) for kind, amount in resources.items()}
 
 

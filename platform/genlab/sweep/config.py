@@ -44,7 +44,7 @@ class TuneSettings(StrictModel):
     cpus_per_trial: float = Field(1.0, gt=0)  # CPUs each trial reserves (torch threads = this, at least 1)
     gpus_per_trial: float = Field(0.0, ge=0)  # GPUs per trial; fractions pack several trials on one GPU
     max_failures: int = Field(0, ge=-1)  # retries of a failed trial (-1 = unlimited)
-    storage_path: str | None = None  # Tune results: local dir, s3://bucket/path or gs://bucket/path; None = <work_dir>/ray_results
+    storage_path: str | None = None  # Tune results: local dir, s3://bucket/path or gs://...; None = <work_dir>/ray_results
 
     @field_validator("storage_path")
     @classmethod
