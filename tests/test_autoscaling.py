@@ -135,8 +135,9 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
         assert gpu_nodes, f"no gpu_worker node was launched: {[n['resources_total'] for n in workers]}"
         purifiers = [a for a in _state("actors", address, env) if "PurifierActor" in json.dumps(a)]
         assert purifiers and all(a["node_id"] in gpu_nodes for a in purifiers), purifiers
-        launched = sorted((datetime.fromisoformat(n["start_time_ms"]).timestamp() - submitted,  # `ray list` humanises it
-                           "gpu_worker" if n["node_id"] in gpu_nodes else "cpu_worker") for n in workers)
+        kind = {n["node_id"]: "gpu_worker" if n["node_id"] in gpu_nodes else "cpu_worker" for n in workers}
+        launched = sorted((datetime.fromisoformat(n["start_time_ms"]).timestamp() - submitted, kind[n["node_id"]])
+                          for n in workers)  # `ray list` gives start_time_ms as a local datetime string
         print("[autoscaling] launched " + ", ".join(f"{kind} {at:.0f} s" for at, kind in launched)
               + f" after submission; the job took {job_done - submitted:.0f} s")
 
