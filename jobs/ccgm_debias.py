@@ -4,7 +4,7 @@ The default config draws a known SCM over group -> score <- skill, score -> outc
 (group -> score is the bias), trains a CCGM on its rows, checks do() means against the true
 interventional means (with the tolerance of genlab.causal.ccgm_metrics), then generates a
 biased and a de-biased dataset (edge cut) and reports the group-score dependence (|Pearson|,
-mutual information) and the SkewSize of a classifier trained on each (genlab.causal.debias).
+mutual information, HSIC with its p-value) and the SkewSize of a classifier trained on each (genlab.causal.debias).
 
 Local (MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/ccgm_debias.py --out out/ccgm_debias              # conf/ccgm_debias.yaml, about a minute

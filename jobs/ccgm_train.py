@@ -2,7 +2,8 @@
 
 The model: encoder -> partially trainable causal layer masked by the networkx DAG -> decoder
 (genlab.causal.ccgm, spec section 6). Pendulum: the run gets an intervention grid (one row per
-intervened node, values swept) and counterfactual pixel errors against the renderer. SCM:
+intervened node, values swept), counterfactual pixel errors against the renderer, and MIC/TIC x100
+of each learned concept against its true factor (genlab.causal.mic). SCM:
 do() means against the true interventional means. Both: reconstruction error, SHD of the
 learned gates, loss curves, and the model as a safetensors checkpoint.
 
