@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -119,14 +119,21 @@ class StageInput:
                            settings.weights_fingerprint())
 
 
+StageRunner = Callable[[np.ndarray, np.ndarray, np.ndarray, PurifierSettings, int, PurificationStageConfig],
+                      PurifiedImages]
+
+
 def purify_parts_cached(parts: Sequence[StageInput], settings: PurifierSettings, seed: int,
-                        stage: PurificationStageConfig, cache: PurificationCache) -> list[PurifiedImages]:
+                        stage: PurificationStageConfig, cache: PurificationCache, *,
+                        run: StageRunner | None = None) -> list[PurifiedImages]:
     """Return each part's purified rows (same order as `parts`); `none` passes rows through.
 
     Parts found in the cache are read from it; all the others go through ONE stage run
     together (one actor-pool start-up) and are then cached one entry per part, so a later
     sweep with a different mix of attacks still hits the cache part by part. The cache key
-    covers the pixels, row ids, settings, seed and the model weights' fingerprint.
+    covers the pixels, row ids, settings, seed and the model weights' fingerprint. `run`
+    replaces the Ray Data stage (`run_stage`) with another runner of the same signature
+    (bench/sweep_cost.py counts gradient evaluations in-process with one).
     """
     if isinstance(settings, NoneSettings):
         return [PurifiedImages(part.row_ids, {0: part.images}, images_per_s=None) for part in parts]
@@ -135,9 +142,10 @@ def purify_parts_cached(parts: Sequence[StageInput], settings: PurifierSettings,
     missing = [i for i, result in enumerate(results) if result is None]
     if not missing:
         return results
-    purified = run_stage(np.concatenate([parts[i].images for i in missing]),
-                         np.concatenate([parts[i].labels for i in missing]),
-                         np.concatenate([parts[i].row_ids for i in missing]), settings, seed, stage)
+    runner = run or run_stage
+    purified = runner(np.concatenate([parts[i].images for i in missing]),
+                      np.concatenate([parts[i].labels for i in missing]),
+                      np.concatenate([parts[i].row_ids for i in missing]), settings, seed, stage)
     start = 0
     for i in missing:
         end = start + len(parts[i].row_ids)
