@@ -1,4 +1,5 @@
-"""Image classifiers: a small CNN (the embedded default) and ResNet-18 with a CIFAR stem."""
+"""Image classifiers: a small CNN (the embedded default), ResNet-18 with a CIFAR stem, and the small residual
+net of the fast (HLB-like) training protocol."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-ClassifierArch = Literal["small_cnn", "resnet18"]
+ClassifierArch = Literal["small_cnn", "resnet18", "hlb_resnet"]
 
 
 class SmallCNN(nn.Module):
@@ -29,6 +30,38 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x).mean(dim=(2, 3)))
 
 
+class ConvGroup(nn.Module):
+    """hlb-CIFAR10's block: conv, 2x2 max-pool, BN, GELU, then a residual conv-BN-GELU at the pooled size."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                                  nn.BatchNorm2d(c_out), nn.GELU())
+        self.residual = nn.Sequential(nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                                      nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output [N, c_out, H/2, W/2]."""
+        x = self.down(x)
+        return x + self.residual(x)
+
+
+class HlbResNet(nn.Module):
+    """The fast protocol's net, after hlb-CIFAR10's HLB_S: a 3x3 stem and three ConvGroups (width, 4*width,
+    8*width; 64/256/512 at width 64), global max-pool, linear head."""
+
+    def __init__(self, *, in_channels: int, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                      nn.GELU(), ConvGroup(width, 4 * width), ConvGroup(4 * width, 8 * width),
+                                      ConvGroup(8 * width, 8 * width))
+        self.head = nn.Linear(8 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits [N, num_classes] for normalised images [N, C, H, W] (H, W >= 8)."""
+        return self.head(self.features(x).amax(dim=(2, 3)))
+
+
 def resnet18_cifar(*, in_channels: int, num_classes: int) -> nn.Module:
     """Return torchvision's ResNet-18 with the CIFAR stem (3x3 stride-1 conv, no max-pool)."""
     from torchvision.models import resnet18
@@ -43,4 +76,6 @@ def build_classifier(arch: ClassifierArch, *, in_channels: int, num_classes: int
     """Return an untrained classifier of the named architecture."""
     if arch == "small_cnn":
         return SmallCNN(in_channels=in_channels, num_classes=num_classes, width=width)
+    if arch == "hlb_resnet":
+        return HlbResNet(in_channels=in_channels, num_classes=num_classes, width=width)
     return resnet18_cifar(in_channels=in_channels, num_classes=num_classes)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -14,12 +14,14 @@ from torch import nn
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
 from genlab.models.classifiers import ClassifierArch, build_classifier
+from genlab.train.protocols import PROTOCOL_FIELDS, Protocol, protocol_defaults
 
 
 class ClassifierConfig(StrictModel):
-    """How a classifier is built and trained (SGD with momentum, cosine learning rate)."""
+    """How a classifier is built and trained (SGD with momentum; one-cycle cosine or triangular learning rate)."""
 
-    arch: ClassifierArch = "small_cnn"  # small_cnn (embedded default) or resnet18 (CIFAR stem)
+    protocol: Protocol = "standard"  # standard, or hlb: fills the fields left unset (genlab.train.protocols)
+    arch: ClassifierArch = "small_cnn"  # small_cnn (embedded default), resnet18 (CIFAR stem) or hlb_resnet
     width: int = Field(32, ge=4)  # small_cnn channel width
     epochs: int = Field(12, ge=1)  # passes over the training set
     batch_size: int = Field(64, ge=1)  # minibatch size
@@ -27,10 +29,21 @@ class ClassifierConfig(StrictModel):
     momentum: float = Field(0.9, ge=0, lt=1)  # SGD momentum
     weight_decay: float = Field(5e-4, ge=0)  # L2 weight decay
     label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
-    augment: bool = False  # random crop (pad 4 for 32px, 2 below) + horizontal flip
+    augment: bool = False  # random crop (pad 4 for 32px, 2 below) + horizontal flip, on the device
+    schedule: Literal["one_cycle", "triangular"] = "one_cycle"  # cosine one-cycle, or linear up 25% / down
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast of forward and loss (GPU speed; CPU works too)
+    channels_last: bool = False  # channels-last model and batches (faster convolutions on CUDA)
+    compile: bool = False  # torch.compile the model (pays a compile at the first batch)
     device: str = "auto"  # auto (cuda when present), cpu or cuda
     regime: Literal["scratch", "linear_probe", "fine_tune"] = "scratch"  # from scratch, or from `pretrained` (genlab.train.transfer)
     pretrained: str | None = None  # checkpoint directory (transfer.save_classifier) that linear_probe / fine_tune start from
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_protocol(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("protocol") in PROTOCOL_FIELDS:  # unknown names fail field validation
+            return {**protocol_defaults(data["protocol"], set(data)), **data}
+        return data
 
     @model_validator(mode="after")
     def _pretrained_matches_regime(self) -> "ClassifierConfig":
@@ -84,12 +97,26 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 EpochCallback = Callable[[int, float, nn.Module], None]
 
 
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierConfig,
+                           total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Return the per-step schedule peaking at `cfg.lr`: one-cycle cosine (15% warm-up) or triangular (linear,
+    peak at 25%); a constant rate when there are fewer than 4 steps (a one-cycle needs a step up and down)."""
+    if total_steps < 4:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    triangular = cfg.schedule == "triangular"
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
+                                               pct_start=max(0.25 if triangular else 0.15, 2 / total_steps),
+                                               anneal_strategy="linear" if triangular else "cos")
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ClassifierConfig, *,
                      seed: int, on_epoch: EpochCallback | None = None) -> NormalizedClassifier:
     """Train a classifier on uint8 NHWC `images`; return it in eval mode.
 
     `on_epoch(epoch, mean_train_loss, model)` runs after every epoch (epochs count from 1).
-    Raises `TrainingDivergedError` on a non-finite loss.
+    The training set and its augmentation stay on the device; `precision`, `channels_last` and
+    `compile` change how the steps run, not what they compute. Raises `TrainingDivergedError` on
+    a non-finite loss.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -105,11 +132,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
         from genlab.train.transfer import pretrained_classifier
 
         model = pretrained_classifier(cfg, in_channels=data.shape[1], num_classes=num_classes, device=device)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    forward = torch.compile(model) if cfg.compile else model
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                   pct_start=0.15, anneal_strategy="cos")
+    schedule = learning_rate_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         order = torch.randperm(len(data), generator=generator).to(device)
@@ -119,7 +148,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
             batch = data[index]
             if cfg.augment:
                 batch = _augment(batch, generator)
-            loss = F.cross_entropy(model(batch), targets[index], label_smoothing=cfg.label_smoothing)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = F.cross_entropy(forward(batch.contiguous(memory_format=layout)), targets[index],
+                                       label_smoothing=cfg.label_smoothing)
             if not torch.isfinite(loss):
                 raise TrainingDivergedError(f"classifier loss is {loss.item()} at epoch {epoch}; lower classifier.lr")
             optimizer.zero_grad(set_to_none=True)

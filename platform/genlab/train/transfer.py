@@ -19,7 +19,7 @@ from torch import nn
 
 from genlab.checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from genlab.errors import CheckpointError
-from genlab.models.classifiers import build_classifier
+from genlab.models.classifiers import ConvGroup, build_classifier
 from genlab.train.classifier import ClassifierConfig, NormalizedClassifier
 
 CHECKPOINT_KIND = "classifier"
@@ -37,7 +37,7 @@ def feature_stages(net: nn.Module) -> list[nn.Module]:
     """Return the modules whose outputs are the network's successive feature blocks (shallow to deep)."""
     if all(hasattr(net, f"layer{i}") for i in range(1, 5)):
         return [getattr(net, f"layer{i}") for i in range(1, 5)]
-    return [m for m in net.features if isinstance(m, nn.ReLU)]
+    return [m for m in net.features if isinstance(m, (nn.ReLU, ConvGroup))]
 
 
 class LinearProbeClassifier(NormalizedClassifier):
