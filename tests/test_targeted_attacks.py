@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from genlab.attacks.poisonset import PoisonSet
 from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
@@ -83,9 +84,25 @@ def test_poisons_respect_epsilon_and_round_trip_the_importer(digits, tmp_path, n
     assert loaded.hash == poison.hash
 
 
-def test_transfer_regimes_train_head_only_or_everything(digits, tmp_path):
-    import torch
+def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
+    """The snapshot ensemble holds the surrogate after each chosen epoch; the last is the trained surrogate."""
+    from pydantic import ValidationError
 
+    from genlab.attacks import GradientMatchingConfig
+    from genlab.attacks.targeted import clean_surrogate, surrogate_snapshots
+    from genlab.train.classifier import ClassifierConfig
+
+    surrogate = ClassifierConfig(epochs=2, width=8)
+    with pytest.raises(ValidationError, match="snapshot_epochs"):
+        GradientMatchingConfig(snapshot_epochs=[3], surrogate=surrogate)
+    cfg = GradientMatchingConfig(snapshot_epochs=[1], surrogate=surrogate)
+    train, _ = digits
+    first, last = surrogate_snapshots(train, surrogate, 0, cfg.alignment_epochs())
+    weights = [next(m.net.parameters()).detach() for m in (first, last, clean_surrogate(train, surrogate, 0))]
+    assert not torch.equal(weights[0], weights[1]) and torch.equal(weights[1], weights[2])
+
+
+def test_transfer_regimes_train_head_only_or_everything(digits, tmp_path):
     from genlab.train.classifier import ClassifierConfig, train_classifier
     from genlab.train.transfer import load_classifier, save_classifier
 

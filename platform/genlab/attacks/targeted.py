@@ -3,6 +3,7 @@ surrogate classifier, and turning optimised float poisons into a PoisonSet withi
 
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import numpy as np
@@ -36,20 +37,29 @@ class TargetedAttackConfig(StrictModel):
         return self.name  # type: ignore[attr-defined]
 
 
-_SURROGATES: dict[tuple[str, str, int], nn.Module] = {}
+_SURROGATES: dict[tuple[str, str, int, tuple[int, ...]], list[nn.Module]] = {}
+
+
+def surrogate_snapshots(train: ImageSet, cfg: ClassifierConfig, seed: int, epochs: tuple[int, ...]) -> list[nn.Module]:
+    """Return copies (eval mode) of one surrogate trained on the clean `train` set, taken after each of
+    `epochs` (1..cfg.epochs, ascending), memoised per process so every trial of an attack shares them."""
+    key = (train.hash, cfg.model_dump_json(), seed, epochs)
+    if key not in _SURROGATES:
+        _SURROGATES.clear()
+        snapshots: list[nn.Module] = []
+
+        def keep(epoch: int, _loss: float, model: nn.Module) -> None:
+            if epoch in epochs:
+                snapshots.append(copy.deepcopy(model).eval())
+
+        train_classifier(train.images, train.labels, len(train.classes), cfg, seed=seed, on_epoch=keep)
+        _SURROGATES[key] = snapshots
+    return _SURROGATES[key]
 
 
 def clean_surrogate(train: ImageSet, cfg: ClassifierConfig, seed: int) -> nn.Module:
-    """Return a classifier trained on the clean `train` set (eval mode), memoised per process.
-
-    Every trial of an attack shares it, so it is trained once per (dataset, config, seed).
-    """
-    key = (train.hash, cfg.model_dump_json(), seed)
-    if key not in _SURROGATES:
-        _SURROGATES.clear()
-        model = train_classifier(train.images, train.labels, len(train.classes), cfg, seed=seed)
-        _SURROGATES[key] = model.eval()
-    return _SURROGATES[key]
+    """Return a classifier fully trained on the clean `train` set (eval mode), memoised per process."""
+    return surrogate_snapshots(train, cfg, seed, (cfg.epochs,))[0]
 
 
 def model_device(model: nn.Module) -> torch.device:
