@@ -15,27 +15,29 @@ from genlab.attacks.badnets import BadNetsConfig, craft_badnets
 from genlab.attacks.blend import BlendConfig, craft_blend
 from genlab.attacks.bullseye_polytope import BullseyePolytopeConfig, craft_bullseye_polytope
 from genlab.attacks.gradient_matching import GradientMatchingConfig, craft_gradient_matching
+from genlab.attacks.hidden_trigger import HiddenTriggerConfig, craft_hidden_trigger
 from genlab.attacks.imported import ImportedPoisonConfig, load_imported
 from genlab.attacks.narcissus import NarcissusConfig, craft_narcissus
 from genlab.attacks.poisonset import PoisonSet, Trigger, load_poison_set
 from genlab.data.imageset import ImageSet
 
-AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig, NarcissusConfig,
+AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig, NarcissusConfig, HiddenTriggerConfig,
                                GradientMatchingConfig, BullseyePolytopeConfig],
                          Field(discriminator="name")]
 
 CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend,
-                                                 "imported": load_imported, "narcissus": craft_narcissus}
+                                                 "imported": load_imported, "narcissus": craft_narcissus,
+                                                 "hidden_trigger": craft_hidden_trigger}
 
 # Targeted attacks, crafted per trial: (cfg, train, test, trial, seed, progress) -> PoisonSet (genlab.attacks.crafting).
 TARGETED_CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"gradient_matching": craft_gradient_matching,
                                                           "bullseye_polytope": craft_bullseye_polytope}
 
 
-def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig, train: ImageSet,
-                  seed: int) -> PoisonSet:
+def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig | HiddenTriggerConfig,
+                  train: ImageSet, seed: int) -> PoisonSet:
     """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`."""
     return CRAFTERS[cfg.name](cfg, train, seed)
 
 
-__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig", "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]

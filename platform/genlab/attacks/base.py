@@ -31,6 +31,16 @@ def choose_source_rows(labels: np.ndarray, target_class: int, fraction: float, s
     return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
 
 
+def choose_target_rows(labels: np.ndarray, target_class: int, fraction: float, seed: int) -> np.ndarray:
+    """Return sorted int64 indices of `fraction * N` random rows whose label is `target_class`."""
+    candidates = np.flatnonzero(labels == target_class)
+    count = max(1, int(round(fraction * len(labels))))
+    if count > len(candidates):
+        raise ValueError(f"poison_fraction {fraction} needs {count} rows of class {target_class}, "
+                         f"only {len(candidates)} exist")
+    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
+
+
 def dirty_label_backdoor(train: ImageSet, cfg: BackdoorAttackConfig, trigger: Trigger, *, attack: str, seed: int,
                          epsilon: float | None) -> PoisonSet:
     """Return a PoisonSet: random non-target rows with `trigger` applied, relabelled to the target class."""

@@ -65,8 +65,12 @@ def surrogate_description(cfg: Any, dataset_hash: str) -> dict[str, Any] | None:
     """
     if not hasattr(cfg, "surrogate"):
         return None
-    trained_on = (f"{cfg.pood} (POOD) + class {cfg.target_class} of dataset {dataset_hash}"
-                  if isinstance(cfg, NarcissusConfig) else f"clean training set of dataset {dataset_hash}")
+    if getattr(cfg, "pretrained", None):
+        trained_on = f"pretrained extractor {cfg.pretrained} (the surrogate is not used)"
+    elif isinstance(cfg, NarcissusConfig):
+        trained_on = f"{cfg.pood} (POOD) + class {cfg.target_class} of dataset {dataset_hash}"
+    else:
+        trained_on = f"clean training set of dataset {dataset_hash}"
     description = {"model": cfg.surrogate.model_dump(mode="json"), "seed": cfg.surrogate_seed, "trained_on": trained_on}
     return {**description, "hash": hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()}
 

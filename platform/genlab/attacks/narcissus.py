@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from genlab.attacks.base import BackdoorAttackConfig
+from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows
 from genlab.attacks.poisonset import PoisonSet, Trigger
 from genlab.data import DatasetConfig, load_dataset
 from genlab.data.imageset import ImageSet
@@ -93,16 +93,6 @@ def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: n
         if step % cfg.progress_every == 0 or step == cfg.trigger_steps:
             progress(f"narcissus trigger step {step}/{cfg.trigger_steps}: surrogate target loss {loss.item():.4f}")
     return delta.detach()[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
-
-
-def choose_target_rows(labels: np.ndarray, target_class: int, fraction: float, seed: int) -> np.ndarray:
-    """Return sorted int64 indices of `fraction * N` random rows whose label is `target_class`."""
-    candidates = np.flatnonzero(labels == target_class)
-    count = max(1, int(round(fraction * len(labels))))
-    if count > len(candidates):
-        raise ValueError(f"poison_fraction {fraction} needs {count} rows of class {target_class}, "
-                         f"only {len(candidates)} exist")
-    return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
 
 
 def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: Progress | None = None) -> PoisonSet:
