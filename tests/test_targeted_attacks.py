@@ -89,6 +89,7 @@ def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
     from pydantic import ValidationError
 
     from genlab.attacks import GradientMatchingConfig
+    from genlab.attacks.gradient_matching import alignment_epochs
     from genlab.attacks.targeted import clean_surrogate, surrogate_snapshots
     from genlab.train.classifier import ClassifierConfig
 
@@ -97,7 +98,7 @@ def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
         GradientMatchingConfig(snapshot_epochs=[3], surrogate=surrogate)
     cfg = GradientMatchingConfig(snapshot_epochs=[1], surrogate=surrogate)
     train, _ = digits
-    first, last = surrogate_snapshots(train, surrogate, 0, cfg.alignment_epochs())
+    first, last = surrogate_snapshots(train, surrogate, 0, alignment_epochs(cfg.snapshot_epochs, 2))
     weights = [next(m.net.parameters()).detach() for m in (first, last, clean_surrogate(train, surrogate, 0))]
     assert not torch.equal(weights[0], weights[1]) and torch.equal(weights[1], weights[2])
 

@@ -19,25 +19,27 @@ from genlab.attacks.hidden_trigger import HiddenTriggerConfig, craft_hidden_trig
 from genlab.attacks.imported import ImportedPoisonConfig, load_imported
 from genlab.attacks.narcissus import NarcissusConfig, craft_narcissus
 from genlab.attacks.poisonset import PoisonSet, Trigger, load_poison_set
+from genlab.attacks.sleeper_agent import SleeperAgentConfig, craft_sleeper_agent
 from genlab.data.imageset import ImageSet
 
 AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig, NarcissusConfig, HiddenTriggerConfig,
-                               GradientMatchingConfig, BullseyePolytopeConfig],
+                               SleeperAgentConfig, GradientMatchingConfig, BullseyePolytopeConfig],
                          Field(discriminator="name")]
 
 CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend,
                                                  "imported": load_imported, "narcissus": craft_narcissus,
-                                                 "hidden_trigger": craft_hidden_trigger}
+                                                 "hidden_trigger": craft_hidden_trigger,
+                                                 "sleeper_agent": craft_sleeper_agent}
 
 # Targeted attacks, crafted per trial: (cfg, train, test, trial, seed, progress) -> PoisonSet (genlab.attacks.crafting).
 TARGETED_CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"gradient_matching": craft_gradient_matching,
                                                           "bullseye_polytope": craft_bullseye_polytope}
 
 
-def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig | HiddenTriggerConfig,
-                  train: ImageSet, seed: int) -> PoisonSet:
+def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig | HiddenTriggerConfig
+                  | SleeperAgentConfig, train: ImageSet, seed: int) -> PoisonSet:
     """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`."""
     return CRAFTERS[cfg.name](cfg, train, seed)
 
 
-__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig", "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig", "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "SleeperAgentConfig", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]

@@ -41,6 +41,20 @@ def choose_target_rows(labels: np.ndarray, target_class: int, fraction: float, s
     return np.sort(np.random.default_rng(seed).choice(candidates, size=count, replace=False)).astype(np.int64)
 
 
+def random_patch_trigger(shape: tuple[int, int, int], patch_size: int, seed: int) -> Trigger:
+    """Return a secret patch trigger for images of `shape` (H, W, C): seeded uniform uint8 noise in the
+    bottom-right `patch_size` x `patch_size` corner."""
+    h, w, c = shape
+    if patch_size > min(h, w):
+        raise ValueError(f"patch_size {patch_size} exceeds the {h}x{w} image")
+    mask = np.zeros((h, w, 1), dtype=np.float32)
+    mask[h - patch_size:, w - patch_size:] = 1.0
+    pattern = np.zeros((h, w, c), dtype=np.uint8)
+    pattern[h - patch_size:, w - patch_size:] = np.random.default_rng(seed).integers(
+        0, 256, size=(patch_size, patch_size, c), dtype=np.uint8)
+    return Trigger(mask=mask, pattern=pattern, delta=np.zeros((h, w, c), dtype=np.float32))
+
+
 def dirty_label_backdoor(train: ImageSet, cfg: BackdoorAttackConfig, trigger: Trigger, *, attack: str, seed: int,
                          epsilon: float | None) -> PoisonSet:
     """Return a PoisonSet: random non-target rows with `trigger` applied, relabelled to the target class."""

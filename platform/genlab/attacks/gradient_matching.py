@@ -61,14 +61,18 @@ class GradientMatchingConfig(TargetedAttackConfig):
 
     @model_validator(mode="after")
     def _snapshots_within_training(self) -> "GradientMatchingConfig":
-        if any(not 1 <= e <= self.surrogate.epochs for e in self.snapshot_epochs):
-            raise ValueError(f"snapshot_epochs {self.snapshot_epochs} must lie in 1..surrogate.epochs "
-                             f"({self.surrogate.epochs})")
+        alignment_epochs(self.snapshot_epochs, self.surrogate.epochs)
         return self
 
-    def alignment_epochs(self) -> tuple[int, ...]:
-        """Return the surrogate epochs the poisons are aligned at: `snapshot_epochs` plus the final one, ascending."""
-        return tuple(sorted({*self.snapshot_epochs, self.surrogate.epochs}))
+
+def alignment_epochs(snapshot_epochs: list[int], surrogate_epochs: int) -> tuple[int, ...]:
+    """Return the surrogate epochs poisons are aligned at: `snapshot_epochs` plus the final one, ascending.
+
+    Raises ValueError naming `snapshot_epochs` if one lies outside 1..surrogate_epochs.
+    """
+    if any(not 1 <= e <= surrogate_epochs for e in snapshot_epochs):
+        raise ValueError(f"snapshot_epochs {snapshot_epochs} must lie in 1..surrogate.epochs ({surrogate_epochs})")
+    return tuple(sorted({*snapshot_epochs, surrogate_epochs}))
 
 
 def parameter_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
@@ -91,7 +95,7 @@ def craft_gradient_matching(cfg: GradientMatchingConfig, train: ImageSet, test: 
                             seed: int, progress: Progress | None = None) -> PoisonSet:
     """Return the trial's Witches' Brew PoisonSet: its base rows perturbed within `cfg.epsilon` pixels, true labels."""
     check_trial(trial, train, test)
-    models = surrogate_snapshots(train, cfg.surrogate, cfg.surrogate_seed, cfg.alignment_epochs())
+    models = surrogate_snapshots(train, cfg.surrogate, cfg.surrogate_seed, alignment_epochs(cfg.snapshot_epochs, cfg.surrogate.epochs))
     device = model_device(models[0])
     bases = nchw(train.images[trial.base_indices], device)
     labels = torch.as_tensor(train.labels[trial.base_indices], device=device)

@@ -45,7 +45,7 @@ from pydantic import Field
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows
+from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows, random_patch_trigger
 from genlab.attacks.bullseye_polytope import feature_maps
 from genlab.attacks.poisonset import PoisonSet, Trigger
 from genlab.attacks.targeted import Progress, clean_surrogate, model_device, nchw, project, quantize_within
@@ -69,19 +69,6 @@ class HiddenTriggerConfig(BackdoorAttackConfig):
     progress_every: int = Field(100, ge=1)  # a progress line every this many steps
 
 
-def hidden_trigger_patch(cfg: HiddenTriggerConfig, shape: tuple[int, int, int], seed: int) -> Trigger:
-    """Return the secret trigger for images of `shape` (H, W, C): a seeded random patch in the bottom-right corner."""
-    h, w, c = shape
-    if cfg.patch_size > min(h, w):
-        raise ValueError(f"patch_size {cfg.patch_size} exceeds the {h}x{w} image")
-    mask = np.zeros((h, w, 1), dtype=np.float32)
-    mask[h - cfg.patch_size:, w - cfg.patch_size:] = 1.0
-    pattern = np.zeros((h, w, c), dtype=np.uint8)
-    pattern[h - cfg.patch_size:, w - cfg.patch_size:] = np.random.default_rng(seed).integers(
-        0, 256, size=(cfg.patch_size, cfg.patch_size, c), dtype=np.uint8)
-    return Trigger(mask=mask, pattern=pattern, delta=np.zeros((h, w, c), dtype=np.float32))
-
-
 def matched_feature_distance(poison_features: torch.Tensor, source_features: torch.Tensor) -> torch.Tensor:
     """Return the mean relative squared distance between each poison's features and its own source's, with
     poisons and sources paired one-to-one by minimum total distance (both [K, D]; result >= 0)."""
@@ -99,7 +86,7 @@ def craft_hidden_trigger(cfg: HiddenTriggerConfig, train: ImageSet, seed: int,
     progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
     extractor = extractor_for(cfg, train)
     device = model_device(extractor)
-    trigger = hidden_trigger_patch(cfg, train.shape, seed)
+    trigger = random_patch_trigger(train.shape, cfg.patch_size, seed)
     rows = choose_target_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
     sources = nchw(trigger.apply(train.images[train.labels != cfg.target_class]), device)
     bases = nchw(train.images[rows], device)
