@@ -51,6 +51,34 @@ def test_shared_class_trials_merge_into_one_poison_set(digits):
         merge_targeted([poisons[0], poisons[0]])
 
 
+def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):
+    """adversarial_class: runner_up gives each trial the class the attacker's surrogate ranks second for its target."""
+    from genlab.attacks import GradientMatchingConfig
+    from genlab.attacks.crafting import adversarial_choice, craft_cached, require_whole_set
+    from genlab.attacks.targeted import clean_surrogate, nchw
+    from genlab.errors import ConfigError
+    from genlab.train.classifier import ClassifierConfig
+
+    train, test = digits
+    cfg = GradientMatchingConfig(trials=3, epsilon=4, steps=2, adversarial_class="runner_up",
+                                 surrogate=ClassifierConfig(epochs=1, width=8))
+    choice = adversarial_choice(cfg, train, test)["runner_up"]
+    with torch.no_grad():
+        logits = clean_surrogate(train, cfg.surrogate, 0)(nchw(test.images[:5]))
+    assert [int(np.argsort(row)[-2]) if int(row.argmax()) == label else int(row.argmax())
+            for row, label in zip(logits.numpy(), test.labels[:5])] == choice[:5].tolist()
+    trials = make_trials(train, test, count=3, budget=0.01, seed=0, runner_up=choice)
+    assert [t.adversarial_class for t in trials] == [int(choice[t.target_index]) for t in trials]
+    crafted = craft_cached(cfg, train, test, seed=0, root=tmp_path, progress=lambda _: None)
+    stored = load_trials(crafted.trials_path, train_size=len(train), test_size=len(test))
+    assert [t.to_json() for t in stored] == [t.to_json() for t in trials]
+    assert crafted.poison is None and len({t.adversarial_class for t in trials}) > 1  # per-trial classes: no merge
+    with pytest.raises(ConfigError, match="adversarial_class=runner_up"):
+        require_whole_set(crafted, "gradient_matching")
+    with pytest.raises(ValueError, match="runner_up"):
+        make_trials(train, test, count=1, budget=0.01, seed=0, runner_up=test.labels)
+
+
 def test_clopper_pearson_interval_and_fisher_test():
     from genlab.attacks.targeted_eval import rates_differ, success_rate
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 from genlab.attacks import TARGETED_CRAFTERS, craft_poisons
 from genlab.attacks.narcissus import NarcissusConfig
 from genlab.attacks.poisonset import PoisonSet, load_poison_set
+from genlab.attacks.targeted import clean_surrogate, runner_up_classes
 from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
@@ -85,7 +86,7 @@ def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str
                  progress: Progress | None = None) -> CraftedPoisons:
     """Return attack `cfg`'s PoisonSet against `train`, crafted into (or read back from) the cache under `root`.
 
-    Targeted attacks craft `cfg.trials` trials from `make_trials(..., adversarial_class=cfg.adversarial_class)`,
+    Targeted attacks craft `cfg.trials` trials from `make_trials` (adversarial class: `adversarial_choice`),
     each saved when done and skipped on a rerun; their sets are merged when they share an
     adversarial class. `progress` gets one line per trial (default: print).
     """
@@ -117,8 +118,7 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
     if trials_path.is_file():
         trials = load_trials(trials_path, train_size=len(train), test_size=len(test))
     else:
-        trials = make_trials(train, test, count=cfg.trials, budget=cfg.budget, seed=seed,
-                             adversarial_class=cfg.adversarial_class)
+        trials = make_trials(train, test, count=cfg.trials, budget=cfg.budget, seed=seed, **adversarial_choice(cfg, train, test))
         write_json_atomic(directory / "provenance.json", provenance)
         save_trials(trials, trials_path)
     crafter = TARGETED_CRAFTERS[cfg.name]
@@ -145,10 +145,19 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
                           provenance)
 
 
+def adversarial_choice(cfg: Any, train: ImageSet, test: ImageSet) -> dict[str, Any]:
+    """Return make_trials' adversarial keyword: the shared class or None, or every test row's runner-up
+    class under the attacker's clean surrogate when `cfg.adversarial_class` is 'runner_up'."""
+    if cfg.adversarial_class != "runner_up":
+        return {"adversarial_class": cfg.adversarial_class}
+    surrogate = clean_surrogate(train, cfg.surrogate, cfg.surrogate_seed)
+    return {"runner_up": runner_up_classes(surrogate, test.images, test.labels)}
+
+
 def require_whole_set(crafted: CraftedPoisons, key: str) -> PoisonSet:
     """Return the crafted whole PoisonSet; ConfigError naming attack `key` when its trials could not merge."""
     if crafted.poison is None:
-        raise ConfigError(f"attack {key}: adversarial_class is unset, so its trials target different classes and "
-                          f"cannot merge into one poisoned training set; set adversarial_class "
-                          f"(per-trial sets in {crafted.directory})")
+        raise ConfigError(f"attack {key}: adversarial_class={crafted.provenance['config']['adversarial_class']} gives "
+                          f"its trials different adversarial classes, so they cannot merge into one poisoned training "
+                          f"set; set adversarial_class to one class (per-trial sets in {crafted.directory})")
     return crafted.poison

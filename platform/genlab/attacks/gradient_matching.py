@@ -32,6 +32,19 @@ trial, 150 steps, adversarial log-probability of the target on two victims vs th
   epsilon 128 and 96 flip 1 of 3, epsilon 64 (also with 4% poisons) moves 1-4 nats, flips none.
 A 16x16 grey digit carries 256 values (CIFAR 3072) and the surrogate is nearly certain about
 the target (log-probability -5 to -12), so the budget that fits CIFAR moves it too little.
+
+`adversarial_class: runner_up` (each trial's class is the surrogate's second choice for its
+target) starts the targets closer (log-probability -2 to -9). Snapshots after epochs 2 and 4 of
+6, 150 steps, 2% poisons, 6 random targets, victims seeded 1 and 2 (clean victims: 0 of 6):
+- epsilon 56, the L2 size of CIFAR's epsilon 16 spread over 256 values: the target moves
+  0.3-5.6 nats, 1 of 6 flips; 4% poisons: 2 of 6; surrogate and victim trained 24 epochs,
+  epsilon 64, 4%: 3 of 6 (two more within 3 nats), at 54 s of crafting per trial;
+- a harder draw of 8 targets (clean log-probability -5.5 to -8), epsilon 64, 4%, 16 epochs:
+  1 of 8, the one clean victims already miss.
+Tried and dropped: an ensemble of 3 surrogate seeds (no gain), the inner product in place of
+the cosine (the poisons then push the target away), bases nearest the target in pixels
+(under 0.8 nats of gain). The surrogate aligns closely (loss 0.006-0.02 after 50 steps);
+what is missing is the transfer to a victim trained from another initialisation.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ surrogate classifier, and turning optimised float poisons into a PoisonSet withi
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ class TargetedAttackConfig(StrictModel):
     trials: int = Field(4, ge=1)  # number of targets (one trial each), as fixed by genlab.attacks.trials
     budget: float = Field(0.01, gt=0, lt=1)  # poisons per trial as a share of the training set
     epsilon: float = Field(16.0, gt=0, le=255)  # L-inf budget, pixel units (0..255)
-    adversarial_class: int | None = Field(None, ge=0)  # shared class so trials merge into one set; None: random per trial
+    # shared class so trials merge into one set; None: random per trial; runner_up: the surrogate's second choice
+    # for the target (per trial, the class the attacker can reach most easily)
+    adversarial_class: Annotated[int, Field(ge=0)] | Literal["runner_up"] | None = None
     surrogate: ClassifierConfig = ClassifierConfig(epochs=8)  # the attacker's model, trained on the clean train set
     surrogate_seed: int = 0  # seed of the surrogate's training (shared by every trial)
     restarts: int = Field(1, ge=1)  # independent optimisations per trial; the lowest attack loss wins
@@ -60,6 +62,15 @@ def surrogate_snapshots(train: ImageSet, cfg: ClassifierConfig, seed: int, epoch
 def clean_surrogate(train: ImageSet, cfg: ClassifierConfig, seed: int) -> nn.Module:
     """Return a classifier fully trained on the clean `train` set (eval mode), memoised per process."""
     return surrogate_snapshots(train, cfg, seed, (cfg.epochs,))[0]
+
+
+@torch.no_grad()
+def runner_up_classes(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Return int64 [N]: for each uint8 NHWC image, the class `model` scores highest after its true label."""
+    logits = torch.cat([model(nchw(images[start:start + 512], model_device(model)))
+                        for start in range(0, len(images), 512)]).cpu()
+    logits[torch.arange(len(labels)), torch.as_tensor(labels)] = -torch.inf
+    return logits.argmax(dim=1).numpy().astype(np.int64)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -51,13 +51,16 @@ def poisons_per_trial(train_size: int, budget: float) -> int:
 
 
 def make_trials(train: ImageSet, test: ImageSet, *, count: int, budget: float, seed: int,
-                adversarial_class: int | None = None) -> list[TargetedTrial]:
+                adversarial_class: int | None = None,
+                runner_up: np.ndarray | None = None) -> list[TargetedTrial]:
     """Return `count` seeded trials with distinct target test rows.
 
     Default (benchmark protocol): each trial draws a target test row, an adversarial class
     different from the target's label, and `budget * len(train)` base rows of that class.
     With `adversarial_class` set, every trial shares that class, targets come from the other
     classes and the trials' bases are disjoint, so the trials can be merged (`merge_targeted`).
+    With `runner_up` (int [len(test)]: the attacker's second choice of class for each test row,
+    `runner_up_classes`), each trial's adversarial class is its target's runner-up.
     Raises ValueError if the classes hold too few rows for the request.
     """
     if count < 1 or not 0 < budget < 1:
@@ -65,6 +68,9 @@ def make_trials(train: ImageSet, test: ImageSet, *, count: int, budget: float, s
     num_classes = len(train.classes)
     if adversarial_class is not None and not 0 <= adversarial_class < num_classes:
         raise ValueError(f"adversarial_class {adversarial_class} is not one of the {num_classes} classes")
+    if runner_up is not None and (adversarial_class is not None or runner_up.shape != test.labels.shape
+                                  or np.any(runner_up == test.labels)):
+        raise ValueError("runner_up needs one class per test row, each unlike the row's label, and no adversarial_class")
     rng = np.random.default_rng(seed)
     per_trial = poisons_per_trial(len(train), budget)
     eligible = np.arange(len(test)) if adversarial_class is None else np.flatnonzero(test.labels != adversarial_class)
@@ -83,7 +89,8 @@ def make_trials(train: ImageSet, test: ImageSet, *, count: int, budget: float, s
         if shared_pool is not None:
             chosen, bases = adversarial_class, shared_pool[number * per_trial:(number + 1) * per_trial]
         else:
-            chosen = int(rng.choice([c for c in range(num_classes) if c != label]))
+            chosen = int(runner_up[target]) if runner_up is not None else int(
+                rng.choice([c for c in range(num_classes) if c != label]))
             pool = np.flatnonzero(train.labels == chosen)
             if per_trial > len(pool):
                 raise ValueError(f"budget {budget} needs {per_trial} rows of class {chosen}, only {len(pool)} exist")
