@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from conftest import free_ports
 from genlab.cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from test_sweep import TINY_EBM
 
@@ -26,12 +26,6 @@ BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 IDLE_TIMEOUT_MINUTES = 0.2
 AGENT_PORT_FLAGS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
                     "--runtime-env-agent-port", "--ray-client-server-port")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _node_ip() -> str:
@@ -83,33 +77,49 @@ def _stop_cluster(head: subprocess.Popen, temp_dir: str) -> None:
     head.wait(timeout=10)
 
 
+def _start_head(temp_dir: str, env: dict[str, str], attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """Start the fake cluster's head on fresh free ports; return it and its dashboard address once jobs are listed.
+
+    A head that exits at start-up (a chosen port taken by another process in between) is started again on new
+    ports, up to `attempts` times; the last one's log is in the failure message.
+    """
+    log = Path(temp_dir) / "head.log"
+    for _ in range(attempts):
+        # Own GCS, dashboard and agent ports, not Ray's defaults (another Ray on this machine may hold them): the
+        # fake provider's `gcs_address` tells the launched nodes where to join.
+        gcs_port, dashboard_port, *agent_ports = free_ports(2 + len(AGENT_PORT_FLAGS))
+        config = fake_cluster_config(REPO / "cluster.yaml", gcs_address=f"{_node_ip()}:{gcs_port}",
+                                     max_workers_per_type=1, idle_timeout_minutes=IDLE_TIMEOUT_MINUTES)
+        config_path = Path(temp_dir) / "fake_cluster.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        head_resources = config["available_node_types"][FAKE_HEAD_NODE_TYPE]["resources"]
+        with open(log, "w") as out:
+            head = subprocess.Popen(
+                [str(BIN / "ray"), "start", "--head", "--block", "--autoscaling-config", str(config_path),
+                 "--num-cpus", str(head_resources.get("CPU", 0)), "--num-gpus", str(head_resources.get("GPU", 0)),
+                 "--object-store-memory", "300000000", "--port", str(gcs_port), "--temp-dir", temp_dir,
+                 "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
+                 *[arg for flag, port in zip(AGENT_PORT_FLAGS, agent_ports) for arg in (flag, str(port))]],
+                cwd=REPO, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+        address = f"http://127.0.0.1:{dashboard_port}"
+        deadline = time.time() + 120
+        while head.poll() is None and _ray("job", "list", "--address", address, env=env).returncode != 0:
+            assert time.time() < deadline, "the Ray head did not come up in 120 s:\n" + log.read_text()[-3000:]
+            time.sleep(2)
+        if head.poll() is None:
+            return head, address
+        _stop_cluster(head, temp_dir)
+    raise AssertionError(f"the Ray head exited at start-up {attempts} times:\n" + log.read_text()[-3000:])
+
+
 @pytest.mark.slow
 def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_head(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="rayas-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
-    # A free GCS port, not Ray's default 6379 (another Ray on this machine may hold it): the fake provider's
-    # `gcs_address` tells the launched nodes where to join.
-    gcs_port, dashboard_port = _free_port(), _free_port()
-    config = fake_cluster_config(REPO / "cluster.yaml", gcs_address=f"{_node_ip()}:{gcs_port}",
-                                 max_workers_per_type=1, idle_timeout_minutes=IDLE_TIMEOUT_MINUTES)
-    config_path = Path(temp_dir) / "fake_cluster.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    head_resources = config["available_node_types"][FAKE_HEAD_NODE_TYPE]["resources"]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token", "MLFLOW_TRACKING_URI": uri,
            "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-    head = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--autoscaling-config", str(config_path),
-         "--num-cpus", str(head_resources.get("CPU", 0)), "--num-gpus", str(head_resources.get("GPU", 0)),
-         "--object-store-memory", "300000000", "--port", str(gcs_port), "--temp-dir", temp_dir,
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-         *[arg for flag in AGENT_PORT_FLAGS for arg in (flag, str(_free_port()))]],
-        cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"http://127.0.0.1:{dashboard_port}"
+    head, address = _start_head(temp_dir, env)
     try:
-        deadline = time.time() + 120
-        while _ray("job", "list", "--address", address, env=env).returncode != 0:
-            assert time.time() < deadline and head.poll() is None, "the Ray head did not come up"
-            time.sleep(2)
         (tmp_path / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
         # No --working-dir: the fake nodes share the head's session directory, and each new node's runtime-env
         # agent would unpack the package again over the running driver's working directory. The job runs in

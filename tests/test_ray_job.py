@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,29 +12,25 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from conftest import free_ports
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow
 def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    dashboard = _free_port()
+    agent_flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
+                   "--runtime-env-agent-port", "--ray-client-server-port")
+    dashboard, gcs, *agent_ports = free_ports(2 + len(agent_flags))
     ray_temp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard), "--port", str(_free_port()), "--temp-dir", ray_temp,
+         "--dashboard-port", str(dashboard), "--port", str(gcs), "--temp-dir", ray_temp,
          # own ports for the node's agents: the test session's local Ray holds the defaults
-         *[arg for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
-                            "--runtime-env-agent-port", "--ray-client-server-port")
-           for arg in (flag, str(_free_port()))]],
+         *[arg for flag, port in zip(agent_flags, agent_ports) for arg in (flag, str(port))]],
         env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         address = f"http://127.0.0.1:{dashboard}"
