@@ -50,8 +50,7 @@ At epsilon 76 (0.3, MNIST's customary L-inf budget, the analogue of CIFAR's 8/25
 steady but bounded. Runner-up classes, 4% poisons, 100 steps, surrogate and victim trained 24
 epochs, snapshots after epochs 4 and 8, 12 targets, victim seed 1: the target's adversarial
 log-probability rises on 12 of 12 targets, by 1.8-5.6 nats (median about 3), yet only 1 of 12
-crosses (clean victims: 0 of 12); the targets flip only where the clean margin is under about 3
-nats. 8% poisons leave 6 of those targets within -0.9 to +1.2 nats of where 4% leaves them, so
+crosses (clean victims: 0 of 12), a target the clean victim scored at -3.9. 8% poisons leave 6 of those targets within -0.9 to +1.2 nats of where 4% leaves them, so
 budget does not buy the missing nats. Also no gain: snapshots after epochs
 1, 2, 3, 4, 6, 8 of 8 (within 0.7 nats), two surrogate seeds x three snapshots (0.2-0.3 nats),
 random 2-pixel shifts while crafting, the perturbation drawn at the digits' native 8x8 and
