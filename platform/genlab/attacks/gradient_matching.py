@@ -48,16 +48,16 @@ what is missing is the transfer to a victim trained from another initialisation.
 
 At epsilon 76 (0.3, MNIST's customary L-inf budget, the analogue of CIFAR's 8/255) the effect is
 steady but bounded. Runner-up classes, 4% poisons, 100 steps, surrogate and victim trained 24
-epochs, snapshots after epochs 4 and 8, 12 targets, victim seed 1: the target's adversarial log-
-probability rises on 12 of 12 targets, by 1.8-5.6 nats (median about 3), yet only 1 of 12 crosses
-(clean victims: 0 of 12), a target the clean victim scored at -3.9. 8% poisons leave 6 of those
-targets within -0.9 to +1.2 nats of where 4% leaves them, so budget does not buy the missing nats.
-Also no gain: snapshots after epochs 1, 2, 3, 4, 6, 8 of 8 (within 0.7 nats), two surrogate seeds x
-three snapshots (0.2-0.3 nats), random 2-pixel shifts while crafting, the perturbation drawn at the
-digits' native 8x8 and upsampled. Adding a cross-entropy pull of the poisons toward the target's
-class (weight 0.1) makes them look like that class to an independently trained clean model (p
-0.6-0.99) but moves the target less (0-3.8 nats): the victim fits such poisons without the target's
-features.
+epochs, snapshots after epochs 4 and 8, 12 targets, victim seed 1: the target's adversarial
+log-probability rises on 12 of 12 targets, by 1.8-5.6 nats (median about 3), yet only 1 of 12
+crosses (clean victims: 0 of 12), a target the clean victim scored at -3.9. 8% poisons leave 6 of
+those targets within -0.9 to +1.2 nats of where 4% leaves them, so budget does not buy the missing
+nats. Also no gain: snapshots after epochs 1, 2, 3, 4, 6, 8 of 8 (within 0.7 nats), two surrogate
+seeds x three snapshots (0.2-0.3 nats), random 2-pixel shifts while crafting, the perturbation drawn
+at the digits' native 8x8 and upsampled. Adding a cross-entropy pull of the poisons toward the
+target's class (weight 0.1) makes them look like that class to an independently trained clean model
+(p 0.6-0.99) but moves the target less (0-3.8 nats): the victim fits such poisons without the
+target's features.
 """
 
 from __future__ import annotations
