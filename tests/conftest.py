@@ -29,6 +29,13 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def ensure_ray_auth_token(ray: Path, env: dict[str, str]) -> None:
+    """Create ~/.ray/auth_token with the `ray` CLI if it is missing, as `ray.init` does: Ray 2.60's
+    `ray start --head` with RAY_AUTH_MODE=token refuses to start without one, so a fresh machine whose
+    first Ray is a CLI head needs it made first."""
+    subprocess.run([str(ray), "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A real local Ray (2 CPUs, 500 MB object store) shared by every test that asks for it."""

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import free_ports
+from conftest import ensure_ray_auth_token, free_ports
 from genlab.cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from test_sweep import TINY_EBM
 
@@ -118,6 +118,7 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token", "MLFLOW_TRACKING_URI": uri,
            "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
+    ensure_ray_auth_token(BIN / "ray", env)
     head, address = _start_head(temp_dir, env)
     try:
         (tmp_path / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))

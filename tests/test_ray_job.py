@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import free_ports
+from conftest import ensure_ray_auth_token, free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
@@ -22,6 +22,7 @@ BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    ensure_ray_auth_token(BIN / "ray", env)
     agent_flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
                    "--runtime-env-agent-port", "--ray-client-server-port")
     dashboard, gcs, *agent_ports = free_ports(2 + len(agent_flags))
