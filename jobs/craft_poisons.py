@@ -21,25 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from mlflow.tracking import MlflowClient
-from pydantic import Field
 
-from genlab.attacks import AttackConfig
-from genlab.attacks.crafting import craft_cached
+from genlab.attacks.crafting import CraftPoisonsConfig, craft_cached
 from genlab.cli import parse_job_args, run_job
-from genlab.config import StrictModel, load_config
-from genlab.data import DatasetConfig, load_dataset
+from genlab.config import load_config
+from genlab.data import load_dataset
 from genlab.fileio import write_json_atomic
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
-
-
-class CraftPoisonsConfig(StrictModel):
-    """One attack crafted against one dataset."""
-
-    experiment: str = "craft-poisons"  # MLflow experiment
-    seed: int = 0  # crafting seed (poison rows, trials, optimisation)
-    work_dir: str = ".genlab"  # the poison cache lives in <work_dir>/poisons (shared with the defense sweep)
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
-    attack: AttackConfig  # the attack and its settings (name: badnets | blend | narcissus | gradient_matching | ...)
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ import torch
 from genlab.attacks.poisonset import PoisonSet
 from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
 from genlab.errors import PoisonSetError
+from genlab.train.classifier import ClassifierConfig, train_classifier
 
 
 def test_trials_are_fixed_valid_and_round_trip(digits, tmp_path):
@@ -57,7 +58,6 @@ def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):
     from genlab.attacks.crafting import adversarial_choice, craft_cached, require_whole_set
     from genlab.attacks.targeted import clean_surrogate, nchw
     from genlab.errors import ConfigError
-    from genlab.train.classifier import ClassifierConfig
 
     train, test = digits
     cfg = GradientMatchingConfig(trials=3, epsilon=4, steps=2, adversarial_class="runner_up",
@@ -90,11 +90,23 @@ def test_clopper_pearson_interval_and_fisher_test():
     assert not rates_differ(success_rate([True] * 2 + [False] * 8), none)
 
 
+def test_log_probability_shift_and_sign_test(digits):
+    """The effect measure of bench/targeted_efficacy.py: per-class log-probabilities and the paired sign test."""
+    from genlab.attacks.targeted_eval import adversarial_log_probabilities, fisher_pvalue, sign_test_pvalue, success_rate
+
+    train, _ = digits
+    model = train_classifier(train.images[:200], train.labels[:200], 10, ClassifierConfig(epochs=1), seed=0)
+    images = train.images[:5]
+    per_class = np.stack([adversarial_log_probabilities(model, images, [c] * 5) for c in range(10)], axis=1)
+    assert np.all(per_class <= 0) and np.allclose(np.exp(per_class).sum(axis=1), 1.0)
+    assert sign_test_pvalue([1.5] * 12) == 2 * 0.5 ** 12 and sign_test_pvalue([0.0, 1.0, -1.0]) == 1.0
+    assert abs(fisher_pvalue(success_rate([True] * 5 + [False] * 7), success_rate([False] * 12)) - 0.0373) < 1e-3
+
+
 @pytest.mark.parametrize("name", ["gradient_matching", "bullseye_polytope"])
 def test_poisons_respect_epsilon_and_round_trip_the_importer(digits, tmp_path, name):
     from genlab.attacks import TARGETED_CRAFTERS, BullseyePolytopeConfig, GradientMatchingConfig
     from genlab.attacks.poisonset import load_poison_set
-    from genlab.train.classifier import ClassifierConfig
 
     train, test = digits
     config = {"gradient_matching": GradientMatchingConfig, "bullseye_polytope": BullseyePolytopeConfig}[name]
@@ -119,7 +131,6 @@ def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
     from genlab.attacks import GradientMatchingConfig
     from genlab.attacks.gradient_matching import alignment_epochs
     from genlab.attacks.targeted import clean_surrogate, surrogate_snapshots
-    from genlab.train.classifier import ClassifierConfig
 
     surrogate = ClassifierConfig(epochs=2, width=8)
     with pytest.raises(ValidationError, match="snapshot_epochs"):
@@ -132,7 +143,6 @@ def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
 
 
 def test_transfer_regimes_train_head_only_or_everything(digits, tmp_path):
-    from genlab.train.classifier import ClassifierConfig, train_classifier
     from genlab.train.transfer import load_classifier, save_classifier
 
     train, _ = digits

@@ -22,17 +22,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from genlab.attacks import TARGETED_CRAFTERS, craft_poisons
+from pydantic import Field
+
+from genlab.attacks import TARGETED_CRAFTERS, AttackConfig, craft_poisons
 from genlab.attacks.narcissus import NarcissusConfig
 from genlab.attacks.poisonset import PoisonSet, load_poison_set
 from genlab.attacks.targeted import clean_surrogate, runner_up_classes
 from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.config import StrictModel
+from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
 from genlab.tracking import git_commit
 
 Progress = Callable[[str], None]
+
+
+class CraftPoisonsConfig(StrictModel):
+    """One attack crafted against one dataset."""
+
+    experiment: str = "craft-poisons"  # MLflow experiment
+    seed: int = 0  # crafting seed (poison rows, trials, optimisation)
+    work_dir: str = ".genlab"  # the poison cache lives in <work_dir>/poisons (shared with the defense sweep)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    attack: AttackConfig  # the attack and its settings (name: badnets | blend | narcissus | gradient_matching | ...)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Per trial, success = the target test image is classified as the adversarial clas
 section 7: PSR_i = 1[argmax F(x_i) = y_adv]); the rate over n trials is k/n, reported with an
 exact Clopper-Pearson interval (scipy's beta quantiles), so rates over few targets are not
 over-read. `rates_differ` says whether two rates are told apart (Fisher's exact test).
+`adversarial_log_probabilities` and `sign_test_pvalue` measure an attack's effect where few targets
+flip: how far each target's adversarial class moved up under a poisoned victim against a clean one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import stats
+from torch import nn
+
+from genlab.train.classifier import to_tensor
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,28 @@ def targeted_hits(predictions: np.ndarray, adversarial_classes: np.ndarray | lis
     return np.asarray(predictions) == np.asarray(adversarial_classes)
 
 
+def fisher_pvalue(a: SuccessRate, b: SuccessRate) -> float:
+    """Return the two-sided p-value in [0, 1] of Fisher's exact test that the two rates are equal."""
+    table = [[a.successes, a.trials - a.successes], [b.successes, b.trials - b.successes]]
+    return float(stats.fisher_exact(table).pvalue)
+
+
 def rates_differ(a: SuccessRate, b: SuccessRate, significance: float = 0.05) -> bool:
     """Return True if the two rates differ at `significance` (two-sided Fisher exact test)."""
-    table = [[a.successes, a.trials - a.successes], [b.successes, b.trials - b.successes]]
-    return bool(stats.fisher_exact(table).pvalue < significance)
+    return fisher_pvalue(a, b) < significance
+
+
+@torch.no_grad()
+def adversarial_log_probabilities(model: nn.Module, images: np.ndarray, classes: np.ndarray | list[int]) -> np.ndarray:
+    """Return float64 [n]: log-probability (nats, <= 0) that `model` gives each uint8 NHWC image's class in `classes`."""
+    device = next(model.parameters()).device
+    log_probs = torch.log_softmax(model(to_tensor(images, device)).double(), dim=1).cpu()
+    return log_probs[torch.arange(len(images)), torch.as_tensor(np.asarray(classes))].numpy()
+
+
+def sign_test_pvalue(shifts: np.ndarray | list[float]) -> float:
+    """Return the two-sided sign test's p-value in [0, 1] that positive and negative `shifts` are equally
+    likely (zeros dropped; 1.0 when none are left)."""
+    shifts = np.asarray(shifts, dtype=float)
+    moved = shifts[shifts != 0]
+    return 1.0 if len(moved) == 0 else float(stats.binomtest(int((moved > 0).sum()), len(moved), 0.5).pvalue)
