@@ -1,0 +1,30 @@
+"""bench/targeted_efficacy.py on two tiny trials: one JSON line whose rates and shifts agree with its
+per-trial lines, crafting only on the first run, and a clear error for an attack that is not targeted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = str(REPO / "bench" / "targeted_efficacy.py")
+TINY = ["attack.trials=2", "attack.steps=3", "attack.surrogate.epochs=2", "attack.surrogate.width=8",
+        "attack.snapshot_epochs=[1]"]
+
+
+def test_bench_reports_both_victims_and_reuses_the_crafted_trials(tmp_path):
+    runs = [subprocess.run([sys.executable, BENCH, *TINY, f"work_dir={tmp_path}"], capture_output=True, text=True,
+                           timeout=300, check=True).stdout for _ in range(2)]
+    first, second = (json.loads(out.strip().splitlines()[-1]) for out in runs)
+    assert first == second  # same cached poisons, same victim seed
+    assert first["trials"] == 2 and len(first["log_prob_shifts"]) == 2
+    assert first["targets_moved_up"] == sum(shift > 0 for shift in first["log_prob_shifts"])
+    assert first["poisoned_success"]["successes"] == runs[0].count("(flipped)")
+    assert 0 <= first["fisher_p"] <= 1 and 0 <= first["sign_test_p"] <= 1
+    assert "crafted in" in runs[0] and "crafted in" not in runs[1] and runs[1].count("finished before, reused") == 2
+
+
+def test_bench_refuses_an_attack_that_is_not_targeted():
+    done = subprocess.run([sys.executable, BENCH, "--config", str(REPO / "conf" / "attacks" / "blend.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "attack.name: blend is not a targeted attack" in done.stderr
