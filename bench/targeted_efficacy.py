@@ -21,6 +21,7 @@ One line per trial, then one JSON object (the last line).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,6 @@ from genlab.config import load_config
 from genlab.data import load_dataset
 from genlab.errors import ConfigError
 from genlab.train.classifier import predict, train_classifier
-
-
-def rate_json(rate) -> dict[str, float]:
-    """Return a SuccessRate as a JSON object (rates and bounds in [0, 1])."""
-    return {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate, "low": rate.low, "high": rate.high}
 
 
 def main() -> int:
@@ -70,12 +66,13 @@ def main() -> int:
     poisoned = success_rate(targeted_hits(np.array(poisoned_predictions), adversarial))
     without = success_rate(targeted_hits(predict(clean, targets), adversarial))
     shifts = np.array(poisoned_log_probs) - clean_log_probs
+    moved_up = int((shifts > 0).sum())
     print(f"[genlab] {cfg.attack.key}: poisoned {poisoned}; clean {without}; adversarial log-probability up on "
-          f"{int((shifts > 0).sum())}/{len(shifts)} targets, median shift {np.median(shifts):.2f} nats")
+          f"{moved_up}/{len(shifts)} targets, median shift {np.median(shifts):.2f} nats")
     print(json.dumps({"attack": cfg.attack.key, "trials": len(trials), "victim_seed": args.victim_seed,
-                      "poisoned_success": rate_json(poisoned), "clean_success": rate_json(without),
+                      "poisoned_success": asdict(poisoned), "clean_success": asdict(without),
                       "fisher_p": fisher_pvalue(poisoned, without), "median_log_prob_shift": float(np.median(shifts)),
-                      "targets_moved_up": int((shifts > 0).sum()), "sign_test_p": sign_test_pvalue(shifts),
+                      "targets_moved_up": moved_up, "sign_test_p": sign_test_pvalue(shifts),
                       "log_prob_shifts": [round(float(s), 3) for s in shifts]}))
     return 0
 
