@@ -1,5 +1,6 @@
-"""Shared fixtures: a real local Ray session, a temp sqlite MLflow store, the tiny digits data, and the
-small EBM trained once per session by the real job (used by test_ebm.py and test_ddpm.py)."""
+"""Shared fixtures: a real local Ray session, a temp sqlite MLflow store, the tiny digits data, the
+small EBM trained once per session by the real job, and the blend-poisoned digits before and after
+that EBM's purification (used by test_ebm.py and test_ddpm.py)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,57 @@ def trained_ebm(tmp_path_factory) -> TrainedEbm:
     killed_at, resumed = run_killed_then_resumed(command, root / "out" / "checkpoints" / "LATEST", root / "first.log",
                                                  job_env(uri))
     return TrainedEbm(uri, root / "out", killed_at, resumed)
+
+
+EBM_PURIFY_T = 150  # Langevin steps of the EBM purifier in the blend tests (the paper's T)
+
+
+@dataclass(frozen=True)
+class BlendPoisonedDigits:
+    """The digits training set with the default blend poisons in place (epsilon 32, 8% of rows, target class 0)."""
+
+    images: object  # uint8 [N, 16, 16, 1]
+    labels: object  # int64 [N]
+    poison: object  # the PoisonSet
+    undefended: tuple[float, float]  # (natural accuracy, poison success) of the small CNN trained on it, each 0..1
+
+
+def blend_outcome(images, labels, poison, digits) -> tuple[float, float]:
+    """Return (natural accuracy, success of the blend `poison`), each 0..1, of the small CNN (seed 0) trained on
+    `images` with `labels`, scored on digits' test set."""
+    from genlab.train.classifier import ClassifierConfig, train_classifier
+    from genlab.train.evaluation import natural_accuracy, poison_success_rate
+
+    train, test = digits
+    classifier = train_classifier(images, labels, len(train.classes), ClassifierConfig(), seed=0)
+    return natural_accuracy(classifier, test), poison_success_rate(classifier, test, poison)
+
+
+@pytest.fixture(scope="session")
+def blend_poisoned(digits) -> BlendPoisonedDigits:
+    """The blend-poisoned digits training set and the undefended small CNN's outcome on it."""
+    from genlab.attacks import BlendConfig, craft_poisons
+
+    train = digits[0]
+    poison = craft_poisons(BlendConfig(), train, seed=0)
+    images, labels = train.images.copy(), train.labels.copy()
+    images[poison.base_indices], labels[poison.base_indices] = poison.images, poison.labels
+    return BlendPoisonedDigits(images, labels, poison, blend_outcome(images, labels, poison, digits))
+
+
+@pytest.fixture(scope="session")
+def ebm_purified_blend(trained_ebm, blend_poisoned, tmp_path_factory):
+    """uint8 images: the blend-poisoned training set after PureGen-EBM at T = EBM_PURIFY_T (seed 0), the EBM
+    found through the MLflow model registry the training job registered it in. test_ddpm.py's
+    PureGen-Naive runs its DDPM chain on these, so the 150-step chain over every row runs once."""
+    import numpy as np
+
+    from genlab.purify.ebm import EbmPurifier, EbmSettings
+
+    settings = EbmSettings(registered_model="genlab-ebm-digits", langevin_steps=[EBM_PURIFY_T], device="cpu")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", trained_ebm.tracking_uri)
+        patch.setenv("GENLAB_MODEL_CACHE", str(tmp_path_factory.mktemp("models")))
+        purifier = EbmPurifier(settings, seed=0)
+        rows = np.arange(len(blend_poisoned.images))
+        return purifier.purify(blend_poisoned.images, rows)[EBM_PURIFY_T]

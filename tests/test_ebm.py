@@ -23,7 +23,6 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from genlab.attacks import BlendConfig, craft_poisons
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
 from genlab.data.convert import to_unit_range
@@ -32,13 +31,12 @@ from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
 from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.langevin import LangevinSampler
-from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
-from genlab.train.evaluation import natural_accuracy, poison_success_rate
+
+from conftest import EBM_PURIFY_T, blend_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 EPS = 1.25e-2  # the spec's Langevin step size, [-1,1] units
-PURIFY_T = 150  # Langevin steps of the purifier in the blend test (the paper's T)
 
 
 @pytest.fixture(autouse=True)
@@ -317,47 +315,37 @@ def test_trained_ebm_moves_images_as_step_size_and_steps_predict(trained_ebm, di
     torch.testing.assert_close(x1 - x0 - noise, -(EPS ** 2 / 2) * sampler.energy_gradient(x0), rtol=1e-4, atol=1e-6)
     # After T steps noise alone would spread each pixel by eps * sqrt(T); the trained energy pulls the chain
     # back towards its image (mid-run dynamics), so the spread is smaller but not zero ...
-    chain = sampler.run(x0, steps=PURIFY_T, seed=0, row_ids=rows).snapshots[PURIFY_T]
+    chain = sampler.run(x0, steps=EBM_PURIFY_T, seed=0, row_ids=rows).snapshots[EBM_PURIFY_T]
     spread = float((chain - x0).pow(2).mean().sqrt())
-    assert 0.25 * EPS * math.sqrt(PURIFY_T) < spread < EPS * math.sqrt(PURIFY_T)
+    assert 0.25 * EPS * math.sqrt(EBM_PURIFY_T) < spread < EPS * math.sqrt(EBM_PURIFY_T)
     # ... and each image stays in its own mode: its nearest training image is still itself.
     distances = torch.cdist(chain.clamp(-1, 1).flatten(1), to_unit_range(train.images).flatten(1))
     assert (distances.argmin(1) == torch.as_tensor(rows)).float().mean() > 0.95
 
 
 @pytest.mark.slow
-def test_ebm_purifier_halves_blend_poison_success_within_3_points_of_accuracy(trained_ebm, digits, monkeypatch, tmp_path):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_ebm.tracking_uri)
-    monkeypatch.setenv("GENLAB_MODEL_CACHE", str(tmp_path / "models"))
-    train, test = digits
-    poison = craft_poisons(BlendConfig(), train, seed=0)  # epsilon 32 pixel units, 8% of rows, target class 0
-    images, labels = train.images.copy(), train.labels.copy()
-    images[poison.base_indices], labels[poison.base_indices] = poison.images, poison.labels
-    settings = EbmSettings(registered_model="genlab-ebm-digits", langevin_steps=[PURIFY_T], device="cpu")
-    purified = EbmPurifier(settings, seed=0).purify(images, np.arange(len(images)))[PURIFY_T]
-    results = {}
-    for name, data in (("none", images), ("ebm", purified)):
-        classifier = train_classifier(data, labels, len(train.classes), ClassifierConfig(), seed=0)
-        results[name] = (natural_accuracy(classifier, test), poison_success_rate(classifier, test, poison))
-    print(f"blend on digits, small CNN: (natural accuracy, poison success) {results}")
-    (accuracy_none, success_none), (accuracy_ebm, success_ebm) = results["none"], results["ebm"]
+def test_ebm_purifier_halves_blend_poison_success_within_3_points_of_accuracy(ebm_purified_blend, blend_poisoned,
+                                                                                digits):
+    accuracy_none, success_none = blend_poisoned.undefended
+    accuracy_ebm, success_ebm = blend_outcome(ebm_purified_blend, blend_poisoned.labels, blend_poisoned.poison, digits)
+    print(f"blend on digits, small CNN: (natural accuracy, poison success) none {blend_poisoned.undefended}, "
+          f"ebm {(accuracy_ebm, success_ebm)}")
     assert success_none > 0.8  # the attack works undefended
     assert success_ebm <= 0.5 * success_none
     assert accuracy_ebm >= accuracy_none - 0.03
 
 
 @pytest.mark.slow
-def test_bf16_purification_removes_the_blend_trigger_as_fp32_does_within_seed_noise(trained_ebm, digits):
-    train = digits[0]
-    poison = craft_poisons(BlendConfig(), train, seed=0)
+def test_bf16_purification_removes_the_blend_trigger_as_fp32_does_within_seed_noise(trained_ebm, digits, blend_poisoned):
+    train, poison = digits[0], blend_poisoned.poison
     clean = train.images[poison.base_indices].astype(np.float32)
     trigger = poison.images.astype(np.float32) - clean  # the trigger each poison carries (after clipping)
-    settings = EbmSettings(checkpoint=str(trained_ebm.out_dir / "model"), langevin_steps=[PURIFY_T], device="cpu")
+    settings = EbmSettings(checkpoint=str(trained_ebm.out_dir / "model"), langevin_steps=[EBM_PURIFY_T], device="cpu")
 
     def purification_statistics(precision: str, seed: int) -> tuple[float, float]:
         """(share of the trigger left in the purified poisons: 1 intact, 0 gone; mean absolute change, pixels)."""
         purifier = EbmPurifier(settings.model_copy(update={"precision": precision}), seed=seed)
-        purified = purifier.purify(poison.images, poison.base_indices)[PURIFY_T].astype(np.float32)
+        purified = purifier.purify(poison.images, poison.base_indices)[EBM_PURIFY_T].astype(np.float32)
         trigger_left = float(((purified - clean) * trigger).sum() / (trigger * trigger).sum())
         return trigger_left, float(np.abs(purified - poison.images).mean())
 
