@@ -146,9 +146,9 @@ def blend_poisoned(digits) -> BlendPoisonedDigits:
 
     train = digits[0]
     poison = craft_poisons(BlendConfig(), train, seed=0)
-    images, labels = train.images.copy(), train.labels.copy()
-    images[poison.base_indices], labels[poison.base_indices] = poison.images, poison.labels
-    return BlendPoisonedDigits(images, labels, poison, blend_outcome(images, labels, poison, digits))
+    poisoned = train.replace_rows(poison.base_indices, poison.images, poison.labels)
+    return BlendPoisonedDigits(poisoned.images, poisoned.labels, poison,
+                               blend_outcome(poisoned.images, poisoned.labels, poison, digits))
 
 
 @pytest.fixture(scope="session")
