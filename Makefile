@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 sweep: $(STAMP)
 	$(VENV)/bin/python jobs/defense_sweep.py --out out/defense_sweep $(ARGS)
 
+# Two pytest-xdist workers (one per core here); tests/conftest.py keeps what shares a fixture or a Ray
+# cluster in one group, heaviest groups queued first. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 test: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf .genlab out mlflow.db mlruns

@@ -18,6 +18,34 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+# `make test` runs on two pytest-xdist workers with --dist loadgroup. Each test is grouped with its file
+# (module fixtures are built once); files that share a session fixture or a Ray cluster share a group.
+# Groups are queued heaviest first (seconds measured on the 2-core machine, serial run), so the two
+# workers finish together; unlisted files follow in collection order.
+SHARED_GROUPS = {
+    "test_ebm.py": "generative", "test_ddpm.py": "generative",  # trained_ebm, blend_poisoned, ebm_purified_blend
+    "test_ray_job.py": "ray_head", "test_autoscaling.py": "ray_head",  # `ray start --head`, one ~/.ray/auth_token
+}
+RAY_SESSION_GROUP = "ray_session"  # every file with a test on the session's local Ray (one Ray per run)
+HEAVIEST_FIRST = (RAY_SESSION_GROUP, "generative", "ray_head", "test_sweep_resume.py", "test_craft_poisons.py",
+                  "test_targeted_efficacy.py", "test_ccgm.py", "test_sleeper_agent.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its xdist group (see SHARED_GROUPS) and order the tests heaviest group first."""
+    on_ray_session = {item.path.name for item in items if "ray_session" in getattr(item, "fixturenames", ())}
+
+    def group(item) -> str:
+        name = item.path.name
+        return RAY_SESSION_GROUP if name in on_ray_session else SHARED_GROUPS.get(name, name)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: file order kept within a rank
+
+
 def free_ports(count: int) -> list[int]:
     """Return `count` distinct TCP ports free on 127.0.0.1 now (bound all at once, so none is handed out twice)."""
     sockets = [socket.socket() for _ in range(count)]
