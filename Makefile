@@ -19,7 +19,7 @@ sweep: $(STAMP)
 # Two pytest-xdist workers (one per core here); tests/conftest.py keeps what shares a fixture or a Ray
 # cluster in one group, heaviest groups queued first. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --no-loadscope-reorder)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)

@@ -18,32 +18,48 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
-# `make test` runs on two pytest-xdist workers with --dist loadgroup. Each test is grouped with its file
-# (module fixtures are built once); files that share a session fixture or a Ray cluster share a group.
-# Groups are queued heaviest first (seconds measured on the 2-core machine, serial run), so the two
-# workers finish together; unlisted files follow in collection order.
-SHARED_GROUPS = {
+# `make test` runs on two pytest-xdist workers. Tests are scheduled by group, a whole group on one worker:
+# each file is a group (its module fixtures are built once), and files that share a session fixture or
+# a Ray cluster share one. Groups are queued heaviest first (seconds measured on the 2-core machine), so
+# the two workers finish together; the others follow in collection order. The scheduler is our own
+# (pytest_xdist_make_scheduler): xdist 3.8's xdist_group marks rename node ids through an attribute
+# pytest 9 no longer reads, so --dist loadgroup schedules them test by test.
+RAY_SESSION_FILES = ("test_causal_jobs.py", "test_latent_augment.py", "test_purifiers.py", "test_sweep.py",
+                     "test_sweep_search.py")  # every file with a test on `ray_session` (one local Ray per run)
+TEST_GROUPS = {
+    **{name: "ray_session" for name in RAY_SESSION_FILES},
     "test_ebm.py": "generative", "test_ddpm.py": "generative",  # trained_ebm, blend_poisoned, ebm_purified_blend
     "test_ray_job.py": "ray_head", "test_autoscaling.py": "ray_head",  # `ray start --head`, one ~/.ray/auth_token
 }
-RAY_SESSION_GROUP = "ray_session"  # every file with a test on the session's local Ray (one Ray per run)
-HEAVIEST_FIRST = (RAY_SESSION_GROUP, "generative", "ray_head", "test_sweep_resume.py", "test_craft_poisons.py",
+HEAVIEST_FIRST = ("ray_session", "generative", "ray_head", "test_sweep_resume.py", "test_craft_poisons.py",
                   "test_targeted_efficacy.py", "test_ccgm.py", "test_sleeper_agent.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
+def scheduling_group(file_name: str) -> str:
+    """Return the scheduling group of the test file `file_name` (its name unless TEST_GROUPS joins it to others)."""
+    return TEST_GROUPS.get(file_name, file_name)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Return the xdist scheduler that sends each test group (`scheduling_group`) whole to one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scheduling_group(Path(nodeid.split("::", 1)[0]).name)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark each test with its xdist group (see SHARED_GROUPS) and order the tests heaviest group first."""
-    on_ray_session = {item.path.name for item in items if "ray_session" in getattr(item, "fixturenames", ())}
-
-    def group(item) -> str:
-        name = item.path.name
-        return RAY_SESSION_GROUP if name in on_ray_session else SHARED_GROUPS.get(name, name)
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+    """Order the tests heaviest group first (file order kept within a rank); refuse a test on `ray_session`
+    whose file is not in RAY_SESSION_FILES (it would start a second local Ray beside the group's)."""
+    stray = sorted({item.path.name for item in items if "ray_session" in getattr(item, "fixturenames", ())}
+                   - set(RAY_SESSION_FILES))
+    if stray:
+        raise pytest.UsageError(f"tests/conftest.py: add {', '.join(stray)} to RAY_SESSION_FILES (they use ray_session)")
     rank = {name: i for i, name in enumerate(HEAVIEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: file order kept within a rank
+    items.sort(key=lambda item: rank.get(scheduling_group(item.path.name), len(rank)))
 
 
 def free_ports(count: int) -> list[int]:
