@@ -67,7 +67,9 @@ poisoned 3 of 8 vs clean 1 of 8 (one target already misclassified clean), at abo
 on one core (`attack.surrogate.width=64 attack.surrogate.epochs=12 attack.snapshot_epochs=[2,4]`). Eight more
 targets (`seed=1`): up on 8 of 8, median +5.1 nats, poisoned 1 of 8 vs clean 0 of 8, six of the seven misses left
 at -1.3 to -2.3 (clean -5.5 to -8.1). Over the 16 targets: 4 of 16 vs 1 of 16 (Fisher p 0.33), every target
-moved up (sign test p 3e-5). A 500-row training set (8% poisons) did not help: median +2.5 nats, 3 of 8 vs 1 of 8. Epsilon 128
+moved up (sign test p 3e-5). A 500-row training set (8% poisons) did not help: median +2.5 nats, 3 of 8 vs 1 of 8.
+Width 96 (6 targets, seed 1, 150 s of crafting per trial on 2 threads) is no further: up on 6 of 6, median +4.2 nats,
+1 of 6 vs 0 of 6, the misses left at -1.5 to -3.7. Epsilon 128
 with 8-epoch models and 60 steps: 0 of 12 vs 0 of 12 (median +1.6 nats); a MetaPoison-style objective (2
 unrolled SGD steps) was fooled trivially by the unrolled model and did not move victims.
 """
