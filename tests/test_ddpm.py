@@ -391,8 +391,9 @@ def blend_results(trained, blend_poisoned, ebm_purified_blend, digits):
     ddpm = DdpmSettings(checkpoint=str(trained.ddpm_dir / "model"), diffusion_start_steps=[T_STAR], batch_size=2048,
                         device="cpu")
     reps = PuregenRepsSettings(ebm=ebm, ddpm=ddpm.model_copy(update={"diffusion_start_steps": [25]}), reps=2)
-    purified = {"ddpm": DdpmPurifier(ddpm, seed=0).purify(images, rows)[T_STAR],
-                "puregen-naive": DdpmPurifier(ddpm, seed=0).purify(ebm_purified_blend, rows)[T_STAR],
+    ddpm_purifier = DdpmPurifier(ddpm, seed=0)  # stateless: noise is drawn per (seed, row id)
+    purified = {"ddpm": ddpm_purifier.purify(images, rows)[T_STAR],
+                "puregen-naive": ddpm_purifier.purify(ebm_purified_blend, rows)[T_STAR],
                 "puregen-reps": build_puregen(reps, seed=0).purify(images, rows)[25]}
     energies = EnergyScorer(EnergyModelSettings(checkpoint=ebm.checkpoint, device="cpu")).scores(images)
     chosen = highest_energy_rows(energies, 0.5)
