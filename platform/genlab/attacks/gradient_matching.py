@@ -25,8 +25,8 @@ surrogate ensembles: a victim trained from scratch passes through all of them, n
 Efficacy on the embedded data (digits 16x16, small CNN, victims trained from scratch from another
 seed): the poisons move every target toward its adversarial class, yet few cross. At epsilon 76,
 4% poisons, runner-up classes, width 64, snapshots after epochs 2 and 4 of 12: the adversarial
-log-probability rose on 32 of 32 targets (median +4.0 to +5.1 nats over four draws), poisoned 8 of 32
-(25%) vs clean 1 of 32 (3%), Fisher p 0.026. Every setting measured, and the one command that repeats it with
+log-probability rose on 48 of 48 targets (median +3.3 to +5.1 nats over six draws), poisoned 16 of 48
+(33%) vs clean 1 of 48 (2%), Fisher p 7e-5. Every setting measured, and the one command that repeats it with
 bench/targeted_efficacy.py, is in bench/gradient_matching_results.md.
 """
 
