@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: sweep test setup clean
+.PHONY: sweep test test-long setup clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --no-loadscope-reo
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The measurements too long for `make test` (tests marked long), e.g. Gradient Matching over 48 targets.
+test-long: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest --run-long -m long -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf .genlab out mlflow.db mlruns

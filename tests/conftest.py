@@ -53,9 +53,20 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
+def pytest_addoption(parser):
+    """Add --run-long: run the tests marked `long` (skipped otherwise; `make test-long` runs only them)."""
+    parser.addoption("--run-long", action="store_true", help="run the tests marked long (an hour or more on 2 cores)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Order the tests heaviest group first (file order kept within a rank); refuse a test on `ray_session`
-    whose file is not in RAY_SESSION_FILES (it would start a second local Ray beside the group's)."""
+    """Order the tests heaviest group first (file order kept within a rank); skip the `long` tests without
+    --run-long; refuse a test on `ray_session` whose file is not in RAY_SESSION_FILES (it would start a
+    second local Ray beside the group's)."""
+    if not config.getoption("--run-long"):
+        skip_long = pytest.mark.skip(reason="long: run it with make test-long")
+        for item in items:
+            if "long" in item.keywords:
+                item.add_marker(skip_long)
     stray = sorted({item.path.name for item in items if "ray_session" in getattr(item, "fixturenames", ())}
                    - set(RAY_SESSION_FILES))
     if stray:
