@@ -23,6 +23,7 @@ from genlab.attacks.efficacy import measure_targeted_efficacy
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
+from genlab.runtime import init_ray
 
 
 def main() -> int:
@@ -30,6 +31,8 @@ def main() -> int:
                           extra=lambda p: p.add_argument("--victim-seed", type=int, default=1,
                                                          help="training seed of every victim (the attacker's is attack.surrogate_seed)"))
     cfg = load_config(CraftPoisonsConfig, args.config, args.overrides)
+    if cfg.parallel:
+        init_ray(cfg.ray)
     train, test = load_dataset(cfg.dataset)
     result = measure_targeted_efficacy(cfg.attack, train, test, seed=cfg.seed, root=Path(cfg.work_dir) / "poisons",
                                        victim_seed=args.victim_seed)

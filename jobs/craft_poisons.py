@@ -3,7 +3,7 @@
 Local (MLflow at sqlite:///mlflow.db in the working directory), digits 16x16:
     python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml
     python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml attack.epsilon=8 seed=1
-    python jobs/craft_poisons.py --config conf/attacks/gradient_matching.yaml attack.trials=20
+    python jobs/craft_poisons.py --config conf/attacks/gradient_matching.yaml attack.trials=20 parallel=true
 On a cluster (the tracking URI points at the shared MLflow server):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml dataset.name=cifar10 dataset.download=true
@@ -27,12 +27,15 @@ from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
 from genlab.fileio import write_json_atomic
+from genlab.runtime import init_ray
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
 
 
 def main() -> int:
     args = parse_job_args(__doc__.splitlines()[0], default_config="conf/attacks/narcissus.yaml")
     cfg = load_config(CraftPoisonsConfig, args.config, args.overrides)
+    if cfg.parallel:
+        init_ray(cfg.ray)  # targeted trials fan out as Ray tasks
     train, test = load_dataset(cfg.dataset)
     print(f"[genlab] crafting {cfg.attack.key} on {cfg.dataset.name}: {len(train)} train images {train.shape}, "
           f"hash {train.hash[:12]}")

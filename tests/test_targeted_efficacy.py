@@ -78,14 +78,23 @@ def test_hidden_trigger_backdoor_beats_no_poison_on_a_linear_probe(transfer_sett
 def test_gradient_matching_beats_no_poison_from_scratch(tmp_path):
     """48 targets, conf/attacks/gradient_matching_efficacy.yaml: poisons crafted on one surrogate, each victim
     trained from scratch from another seed. Six 8-target draws of this recipe gave 16/48 against 1/48."""
+    import ray
+
     from genlab.attacks.crafting import CraftPoisonsConfig
     from genlab.config import load_config
     from genlab.data import load_dataset
+    from genlab.runtime import init_ray
 
     cfg = load_config(CraftPoisonsConfig, REPO / "conf" / "attacks" / "gradient_matching_efficacy.yaml",
                       [f"work_dir={tmp_path}"])
     train, test = load_dataset(cfg.dataset)
-    result = measure_targeted_efficacy(cfg.attack, train, test, seed=cfg.seed, root=tmp_path / "poisons", victim_seed=1)
+    assert cfg.parallel  # trials and victims fan out over a local Ray, one CPU each
+    init_ray(cfg.ray)
+    try:
+        result = measure_targeted_efficacy(cfg.attack, train, test, seed=cfg.seed, root=tmp_path / "poisons",
+                                           victim_seed=1)
+    finally:
+        ray.shutdown()
     print(f"gradient matching, from scratch: poisoned {result.poisoned}; clean {result.clean}; Fisher p "
           f"{result.fisher_p:.1e}; moved up {result.moved_up}/{result.poisoned.trials}")
     assert result.poisoned.trials == 48

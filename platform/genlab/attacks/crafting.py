@@ -28,12 +28,13 @@ from genlab.attacks import TARGETED_CRAFTERS, AttackConfig, craft_poisons
 from genlab.attacks.narcissus import NarcissusConfig
 from genlab.attacks.poisonset import PoisonSet, load_poison_set
 from genlab.attacks.targeted import clean_surrogate, runner_up_classes
-from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.attacks.trials import TargetedTrial, load_trials, make_trials, merge_targeted, save_trials
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
+from genlab.runtime import RaySettings, map_calls
 from genlab.tracking import git_commit
 
 Progress = Callable[[str], None]
@@ -47,6 +48,8 @@ class CraftPoisonsConfig(StrictModel):
     work_dir: str = ".genlab"  # the poison cache lives in <work_dir>/poisons (shared with the defense sweep)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     attack: AttackConfig  # the attack and its settings (name: badnets | blend | narcissus | gradient_matching | ...)
+    parallel: bool = False  # targeted attacks: craft the trials (and train efficacy victims) as Ray tasks, 1 CPU each
+    ray: RaySettings = Field(default_factory=RaySettings)  # where those tasks run (parallel only)
 
 
 @dataclass(frozen=True)
@@ -135,21 +138,15 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
         trials = make_trials(train, test, count=cfg.trials, budget=cfg.budget, seed=seed, **adversarial_choice(cfg, train, test))
         write_json_atomic(directory / "provenance.json", provenance)
         save_trials(trials, trials_path)
-    crafter = TARGETED_CRAFTERS[cfg.name]
-    sets, paths, crafted = [], [], []
-    for trial in trials:
-        path = directory / f"trial-{trial.index:04d}.npz"
-        label = f"{cfg.name} trial {trial.index + 1}/{len(trials)} (target test row {trial.target_index})"
-        if path.with_suffix(".json").is_file():
-            sets.append(load_validated(path, train))
-            progress(f"{label}: finished before, reused")
-        else:
-            started = time.perf_counter()
-            sets.append(crafter(cfg, train, test, trial, seed, progress))
-            sets[-1].save(path)
-            crafted.append(trial.index)
-            progress(f"{label}: crafted in {time.perf_counter() - started:.1f} s")
-        paths.append(path)
+    paths = [directory / f"trial-{trial.index:04d}.npz" for trial in trials]
+    labels = [f"{cfg.name} trial {t.index + 1}/{len(trials)} (target test row {t.target_index})" for t in trials]
+    todo = [i for i, path in enumerate(paths) if not path.with_suffix(".json").is_file()]
+    for i in sorted(set(range(len(trials))) - set(todo)):
+        progress(f"{labels[i]}: finished before, reused")
+    map_calls(craft_trial, [(trials[i], paths[i]) for i in todo], shared=(cfg, train, test, seed, progress),
+              on_done=lambda k, seconds: progress(f"{labels[todo[k]]}: crafted in {seconds:.1f} s"))
+    crafted = [trials[i].index for i in todo]
+    sets = [load_validated(path, train) for path in paths]
     if len({s.target_class for s in sets}) > 1:
         progress(f"{cfg.name}: trials have different adversarial classes; kept per trial, not merged")
         return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance)
@@ -157,6 +154,14 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
         merge_targeted(sets).save(poison_path)
     return CraftedPoisons(directory, load_validated(poison_path, train), poison_path, paths, trials_path, crafted,
                           provenance)
+
+
+def craft_trial(cfg: Any, train: ImageSet, test: ImageSet, seed: int, progress: Progress, trial: TargetedTrial,
+                path: Path) -> float:
+    """Craft one trial of targeted attack `cfg`, save its PoisonSet atomically at `path`; return the seconds it took."""
+    started = time.perf_counter()
+    TARGETED_CRAFTERS[cfg.name](cfg, train, test, trial, seed, progress).save(path)
+    return time.perf_counter() - started
 
 
 def adversarial_choice(cfg: Any, train: ImageSet, test: ImageSet) -> dict[str, Any]:

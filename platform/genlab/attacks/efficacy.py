@@ -2,7 +2,8 @@
 
 Each trial's PoisonSet comes from the poison cache (`craft_cached`, crafted there first if missing,
 so a rerun with other victims crafts nothing). One victim per trial trains on the training set
-with that trial's poisons in place; one clean victim trains once. By default victims use the
+with that trial's poisons in place; one clean victim trains once. With Ray connected, crafting and
+victims fan out as Ray tasks (`genlab.runtime.map_calls`). By default victims use the
 attack's surrogate recipe with another seed: the attacker knows the architecture and training,
 not the initialisation.
 
@@ -26,6 +27,7 @@ from genlab.attacks.targeted_eval import (SuccessRate, adversarial_log_probabili
 from genlab.attacks.trials import load_trials
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
+from genlab.runtime import map_calls
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 
@@ -70,25 +72,34 @@ def measure_targeted_efficacy(attack: Any, train: ImageSet, test: ImageSet, *, s
     progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
     crafted = craft_cached(attack, train, test, seed, root, progress)
     trials = load_trials(crafted.trials_path, train_size=len(train), test_size=len(test))
-    victim, classes = victim or attack.surrogate, len(train.classes)
+    victim = victim or attack.surrogate
     targets = test.images[[t.target_index for t in trials]]
     adversarial = np.array([t.adversarial_class for t in trials])
-    clean = train_classifier(train.images, train.labels, classes, victim, seed=victim_seed)
-    clean_log_probs = adversarial_log_probabilities(clean, targets, adversarial)
-    poisoned_log_probs, poisoned_predictions = [], []
-    for i, (trial, path) in enumerate(zip(trials, crafted.trial_paths)):
-        poison = load_validated(path, train)
-        data = train.replace_rows(poison.base_indices, poison.images, poison.labels)
-        model = train_classifier(data.images, data.labels, classes, victim, seed=victim_seed)
-        poisoned_log_probs.append(float(adversarial_log_probabilities(model, targets[[i]], adversarial[[i]])[0]))
-        poisoned_predictions.append(int(predict(model, targets[[i]])[0]))
-        flipped = " (flipped)" if poisoned_predictions[-1] == adversarial[i] else ""
+    outcomes = map_calls(victim_outcome, [(None,), *[(path,) for path in crafted.trial_paths]],
+                         shared=(train, victim, victim_seed, targets, adversarial),
+                         on_done=lambda k, _: progress(f"victim {k}/{len(trials)} trained" if k else "clean victim trained"))
+    clean_log_probs, clean_predictions = outcomes[0]
+    poisoned_log_probs = np.array([log_probs[i] for i, (log_probs, _) in enumerate(outcomes[1:])])
+    poisoned_predictions = np.array([predictions[i] for i, (_, predictions) in enumerate(outcomes[1:])])
+    for i, trial in enumerate(trials):
+        flipped = " (flipped)" if poisoned_predictions[i] == adversarial[i] else ""
         progress(f"trial {trial.index}: target row {trial.target_index} {trial.target_label} -> "
                  f"{trial.adversarial_class}: log p(adversarial) clean {clean_log_probs[i]:.2f}, poisoned "
-                 f"{poisoned_log_probs[-1]:.2f}{flipped}")
-    poisoned = success_rate(targeted_hits(np.array(poisoned_predictions), adversarial))
-    without = success_rate(targeted_hits(predict(clean, targets), adversarial))
-    shifts = np.array(poisoned_log_probs) - clean_log_probs
+                 f"{poisoned_log_probs[i]:.2f}{flipped}")
+    poisoned = success_rate(targeted_hits(poisoned_predictions, adversarial))
+    without = success_rate(targeted_hits(clean_predictions, adversarial))
+    shifts = poisoned_log_probs - clean_log_probs
     return TargetedEfficacy(attack=attack.key, victim_seed=victim_seed, poisoned=poisoned, clean=without,
                             fisher_p=fisher_pvalue(poisoned, without), log_prob_shifts=shifts,
                             sign_test_p=sign_test_pvalue(shifts))
+
+
+def victim_outcome(train: ImageSet, victim: ClassifierConfig, victim_seed: int, targets: np.ndarray,
+                   adversarial: np.ndarray, poison_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Train a victim on `train` with the PoisonSet at `poison_path` in place (None: clean); return its
+    adversarial log-probabilities (float64 [n], nats) and predicted labels (int64 [n]) on the uint8 `targets`."""
+    if poison_path is not None:
+        poison = load_validated(poison_path, train)
+        train = train.replace_rows(poison.base_indices, poison.images, poison.labels)
+    model = train_classifier(train.images, train.labels, len(train.classes), victim, seed=victim_seed)
+    return adversarial_log_probabilities(model, targets, adversarial), predict(model, targets)

@@ -69,7 +69,7 @@ def adversarial_log_probabilities(model: nn.Module, images: np.ndarray, classes:
     """Return float64 [n]: log-probability (nats, <= 0) that `model` gives each uint8 NHWC image's class in `classes`."""
     device = next(model.parameters()).device
     log_probs = torch.log_softmax(model(to_tensor(images, device)).double(), dim=1).cpu()
-    return log_probs[torch.arange(len(images)), torch.as_tensor(np.asarray(classes))].numpy()
+    return log_probs[torch.arange(len(images)), torch.tensor(np.asarray(classes))].numpy()
 
 
 def sign_test_pvalue(shifts: np.ndarray | list[float]) -> float:
