@@ -1,5 +1,6 @@
-"""bench/targeted_efficacy.py on two tiny trials: one JSON line whose rates and shifts agree with its
-per-trial lines, crafting only on the first run, and a clear error for an attack that is not targeted."""
+"""bench/targeted_efficacy.py on two tiny trials fanned out over a local Ray: one JSON line whose rates and
+shifts agree with its per-trial lines, crafting only on the first run, and a clear error for an attack that
+is not targeted."""
 
 import json
 import subprocess
@@ -13,8 +14,11 @@ TINY = ["attack.trials=2", "attack.steps=3", "attack.surrogate.epochs=2", "attac
 
 
 def test_bench_reports_both_victims_and_reuses_the_crafted_trials(tmp_path):
-    runs = [subprocess.run([sys.executable, BENCH, *TINY, f"work_dir={tmp_path}"], capture_output=True, text=True,
-                           timeout=300, check=True).stdout for _ in range(2)]
+    """parallel=true: trials and victims run as tasks on a local Ray (each victim on one thread, so both runs agree)."""
+    done = [subprocess.run([sys.executable, BENCH, *TINY, "parallel=true", f"work_dir={tmp_path}"], capture_output=True,
+                           text=True, timeout=300, check=True) for _ in range(2)]
+    assert all("Started a local Ray instance" in run.stderr for run in done)
+    runs = [run.stdout for run in done]
     first, second = (json.loads(out.strip().splitlines()[-1]) for out in runs)
     assert first == second  # same cached poisons, same victim seed
     assert first["trials"] == 2 and len(first["log_prob_shifts"]) == 2
