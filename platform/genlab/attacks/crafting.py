@@ -9,7 +9,8 @@ A crafted attack lives in `<root>/<attack>-<key>/`:
     provenance.json            dataset hash, attack config, seed, surrogate, code version
 
 Targeted attacks are crafted trial by trial: a rerun after a kill loads the finished trials and
-crafts only the rest, so the result equals an uninterrupted run. Every file read back is
+crafts only the rest, so the result equals an uninterrupted run. With Ray connected the trials are
+Ray tasks (`genlab.runtime.map_calls`); each set comes back to this process, which saves it. Every file read back is
 validated by `load_poison_set` (indices, shapes, epsilon budget, dataset hash).
 """
 
@@ -143,8 +144,12 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
     todo = [i for i, path in enumerate(paths) if not path.with_suffix(".json").is_file()]
     for i in sorted(set(range(len(trials))) - set(todo)):
         progress(f"{labels[i]}: finished before, reused")
-    map_calls(craft_trial, [(trials[i], paths[i]) for i in todo], shared=(cfg, train, test, seed, progress),
-              on_done=lambda k, seconds: progress(f"{labels[todo[k]]}: crafted in {seconds:.1f} s"))
+
+    def save(k: int, crafted_trial: tuple[PoisonSet, float]) -> None:
+        crafted_trial[0].save(paths[todo[k]])
+        progress(f"{labels[todo[k]]}: crafted in {crafted_trial[1]:.1f} s")
+
+    map_calls(craft_trial, [(trials[i],) for i in todo], shared=(cfg, train, test, seed, progress), on_done=save)
     crafted = [trials[i].index for i in todo]
     sets = [load_validated(path, train) for path in paths]
     if len({s.target_class for s in sets}) > 1:
@@ -156,12 +161,11 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
                           provenance)
 
 
-def craft_trial(cfg: Any, train: ImageSet, test: ImageSet, seed: int, progress: Progress, trial: TargetedTrial,
-                path: Path) -> float:
-    """Craft one trial of targeted attack `cfg`, save its PoisonSet atomically at `path`; return the seconds it took."""
+def craft_trial(cfg: Any, train: ImageSet, test: ImageSet, seed: int, progress: Progress,
+                trial: TargetedTrial) -> tuple[PoisonSet, float]:
+    """Return one trial's PoisonSet of targeted attack `cfg` and the seconds crafting it took."""
     started = time.perf_counter()
-    TARGETED_CRAFTERS[cfg.name](cfg, train, test, trial, seed, progress).save(path)
-    return time.perf_counter() - started
+    return TARGETED_CRAFTERS[cfg.name](cfg, train, test, trial, seed, progress), time.perf_counter() - started
 
 
 def adversarial_choice(cfg: Any, train: ImageSet, test: ImageSet) -> dict[str, Any]:

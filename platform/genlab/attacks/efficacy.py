@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from genlab.attacks.crafting import Progress, craft_cached, is_targeted, load_validated
+from genlab.attacks.poisonset import PoisonSet
 from genlab.attacks.targeted_eval import (SuccessRate, adversarial_log_probabilities, fisher_pvalue,
                                           sign_test_pvalue, success_rate, targeted_hits)
 from genlab.attacks.trials import load_trials
@@ -75,7 +76,8 @@ def measure_targeted_efficacy(attack: Any, train: ImageSet, test: ImageSet, *, s
     victim = victim or attack.surrogate
     targets = test.images[[t.target_index for t in trials]]
     adversarial = np.array([t.adversarial_class for t in trials])
-    outcomes = map_calls(victim_outcome, [(None,), *[(path,) for path in crafted.trial_paths]],
+    poisons = [load_validated(path, train) for path in crafted.trial_paths]
+    outcomes = map_calls(victim_outcome, [(None,), *[(poison,) for poison in poisons]],
                          shared=(train, victim, victim_seed, targets, adversarial),
                          on_done=lambda k, _: progress(f"victim {k}/{len(trials)} trained" if k else "clean victim trained"))
     clean_log_probs, clean_predictions = outcomes[0]
@@ -95,11 +97,10 @@ def measure_targeted_efficacy(attack: Any, train: ImageSet, test: ImageSet, *, s
 
 
 def victim_outcome(train: ImageSet, victim: ClassifierConfig, victim_seed: int, targets: np.ndarray,
-                   adversarial: np.ndarray, poison_path: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Train a victim on `train` with the PoisonSet at `poison_path` in place (None: clean); return its
-    adversarial log-probabilities (float64 [n], nats) and predicted labels (int64 [n]) on the uint8 `targets`."""
-    if poison_path is not None:
-        poison = load_validated(poison_path, train)
+                   adversarial: np.ndarray, poison: PoisonSet | None) -> tuple[np.ndarray, np.ndarray]:
+    """Train a victim on `train` with `poison` in place (None: clean); return its adversarial
+    log-probabilities (float64 [n], nats) and predicted labels (int64 [n]) on the uint8 `targets`."""
+    if poison is not None:
         train = train.replace_rows(poison.base_indices, poison.images, poison.labels)
     model = train_classifier(train.images, train.labels, len(train.classes), victim, seed=victim_seed)
     return adversarial_log_probabilities(model, targets, adversarial), predict(model, targets)
