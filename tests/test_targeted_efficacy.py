@@ -6,7 +6,7 @@ pretrained on the rows outside a 500-row fine-tuning set (50 per class, as BP's 
 and a victim that trains a linear probe on that set. Bullseye Polytope crafts one trial per
 target (fixed targets and bases, genlab.attacks.trials); Hidden Trigger Backdoor is scored on
 every triggered non-target test image. Gradient Matching's victims train from scratch; its 48
-targets take about 70 minutes on a 2-core CPU, so that test runs with `make test-long`.
+targets took 78 minutes on a 2-core CPU, so that test runs with `make test-long`.
 """
 
 from pathlib import Path
