@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,6 +64,8 @@ class CraftedPoisons:
     trials_path: Path | None  # targeted: the trials protocol file
     crafted_trials: list[int]  # trials crafted by this call (the rest were finished before and reused)
     provenance: dict[str, Any]
+    trials: list[TargetedTrial] = field(default_factory=list)  # targeted: the trials protocol; backdoors: empty
+    trial_sets: list[PoisonSet] = field(default_factory=list)  # targeted: each trial's PoisonSet (validated or just crafted)
 
 
 def is_targeted(cfg: Any) -> bool:
@@ -142,23 +144,26 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
     paths = [directory / f"trial-{trial.index:04d}.npz" for trial in trials]
     labels = [f"{cfg.name} trial {t.index + 1}/{len(trials)} (target test row {t.target_index})" for t in trials]
     todo = [i for i, path in enumerate(paths) if not path.with_suffix(".json").is_file()]
+    by_trial: dict[int, PoisonSet] = {}
     for i in sorted(set(range(len(trials))) - set(todo)):
+        by_trial[i] = load_validated(paths[i], train)
         progress(f"{labels[i]}: finished before, reused")
 
     def save(k: int, crafted_trial: tuple[PoisonSet, float]) -> None:
+        by_trial[todo[k]] = crafted_trial[0]
         crafted_trial[0].save(paths[todo[k]])
         progress(f"{labels[todo[k]]}: crafted in {crafted_trial[1]:.1f} s")
 
     map_calls(craft_trial, [(trials[i],) for i in todo], shared=(cfg, train, test, seed, progress), on_done=save)
     crafted = [trials[i].index for i in todo]
-    sets = [load_validated(path, train) for path in paths]
+    sets = [by_trial[i] for i in range(len(trials))]
     if len({s.target_class for s in sets}) > 1:
         progress(f"{cfg.name}: trials have different adversarial classes; kept per trial, not merged")
-        return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance)
+        return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance, trials, sets)
     if crafted or not poison_path.with_suffix(".json").is_file():
         merge_targeted(sets).save(poison_path)
     return CraftedPoisons(directory, load_validated(poison_path, train), poison_path, paths, trials_path, crafted,
-                          provenance)
+                          provenance, trials, sets)
 
 
 def craft_trial(cfg: Any, train: ImageSet, test: ImageSet, seed: int, progress: Progress,

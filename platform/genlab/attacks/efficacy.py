@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from genlab.attacks.crafting import Progress, craft_cached, is_targeted, load_validated
+from genlab.attacks.crafting import Progress, craft_cached, is_targeted
 from genlab.attacks.poisonset import PoisonSet
 from genlab.attacks.targeted_eval import (SuccessRate, adversarial_log_probabilities, fisher_pvalue,
                                           sign_test_pvalue, success_rate, targeted_hits)
-from genlab.attacks.trials import load_trials
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
 from genlab.runtime import map_calls
@@ -72,17 +71,16 @@ def measure_targeted_efficacy(attack: Any, train: ImageSet, test: ImageSet, *, s
         raise ConfigError(f"attack.name: {attack.name} is not a targeted attack")
     progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
     crafted = craft_cached(attack, train, test, seed, root, progress)
-    trials = load_trials(crafted.trials_path, train_size=len(train), test_size=len(test))
-    victim = victim or attack.surrogate
+    trials = crafted.trials
     targets = test.images[[t.target_index for t in trials]]
     adversarial = np.array([t.adversarial_class for t in trials])
-    poisons = [load_validated(path, train) for path in crafted.trial_paths]
-    outcomes = map_calls(victim_outcome, [(None,), *[(poison,) for poison in poisons]],
-                         shared=(train, victim, victim_seed, targets, adversarial),
+    outcomes = map_calls(victim_outcome, [(None,), *[(poison,) for poison in crafted.trial_sets]],
+                         shared=(train, victim or attack.surrogate, victim_seed, targets, adversarial),
                          on_done=lambda k, _: progress(f"victim {k}/{len(trials)} trained" if k else "clean victim trained"))
     clean_log_probs, clean_predictions = outcomes[0]
-    poisoned_log_probs = np.array([log_probs[i] for i, (log_probs, _) in enumerate(outcomes[1:])])
-    poisoned_predictions = np.array([predictions[i] for i, (_, predictions) in enumerate(outcomes[1:])])
+    # poisoned victim i is scored on its own target, row i
+    poisoned_log_probs = np.stack([log_probs for log_probs, _ in outcomes[1:]]).diagonal()
+    poisoned_predictions = np.stack([predictions for _, predictions in outcomes[1:]]).diagonal()
     for i, trial in enumerate(trials):
         flipped = " (flipped)" if poisoned_predictions[i] == adversarial[i] else ""
         progress(f"trial {trial.index}: target row {trial.target_index} {trial.target_label} -> "
