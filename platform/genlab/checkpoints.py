@@ -10,19 +10,14 @@ It is written to a temp directory beside `<dir>` and renamed into place when com
 killed writer leaves no half checkpoint. Loading checks the JSON, every file's sha256 and
 the safetensors header, and refuses pickled files (`torch.save` archives, `.pt`/`.pth`,
 pickle protocol bytes) with a `CheckpointError` naming the file and the reason; nothing is
-ever unpickled. The registry helpers log a checkpoint directory as MLflow run artifacts,
-register it as a model version and download it back.
+ever unpickled. The MLflow registry of checkpoint directories lives in `genlab.tracking`.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -171,74 +166,6 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
         optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state does not fit this model: {exc}") from None
-
-
-def log_checkpoint_artifacts(client: Any, run_id: str, path: str | Path, artifact_path: str) -> str:
-    """Log a checkpoint directory's files under `artifact_path` of an MLflow run; return its artifact URI."""
-    client.log_artifacts(run_id, str(path), artifact_path)
-    return f"runs:/{run_id}/{artifact_path}"
-
-
-def register_checkpoint(client: Any, run_id: str, artifact_path: str, name: str, tags: dict[str, str] | None = None) -> str:
-    """Register the run's logged checkpoint directory as a new version of model `name`; return the version."""
-    import mlflow
-
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(name, description="genlab checkpoint directory (safetensors + checkpoint.json)")
-    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{artifact_path}"
-    version = client.create_model_version(name, source, run_id=run_id, tags=tags or {})
-    return str(version.version)
-
-
-def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None = None, *,
-                                  cache_dir: str | Path | None = None) -> Path:
-    """Download a registered checkpoint (a version number, an alias, or None/`latest`); return its local directory.
-
-    Files are cached under `cache_dir` (default `$GENLAB_MODEL_CACHE` or `.genlab/models`)
-    as `<name>/<version>`; concurrent callers share one complete copy (download to a temp
-    directory, then rename).
-    """
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from genlab.tracking import tracking_uri
-
-    client = MlflowClient(tracking_uri())
-    wanted = "latest" if version_or_alias is None else str(version_or_alias)
-    try:
-        if wanted.isdigit():
-            version = client.get_model_version(name, wanted)
-        elif wanted == "latest":
-            versions = client.search_model_versions(f"name = '{name}'")
-            if not versions:
-                raise CheckpointError(f"registered model {name!r} has no versions")
-            version = max(versions, key=lambda v: int(v.version))
-        else:
-            version = client.get_model_version_by_alias(name, wanted)
-    except mlflow.exceptions.MlflowException as exc:
-        raise CheckpointError(f"registered model {name!r} version/alias {wanted!r} not found in "
-                              f"{tracking_uri()}: {str(exc).splitlines()[0]}") from None
-    root = Path(cache_dir or os.environ.get("GENLAB_MODEL_CACHE") or ".genlab/models")
-    target = root / name / str(version.version)
-    if not (target / INDEX).is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version.version}."))
-        try:
-            mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(tmp),
-                                                tracking_uri=tracking_uri())
-            downloaded = next((p.parent for p in tmp.rglob(INDEX)), None)
-            if downloaded is None:
-                raise CheckpointError(f"registered model {name!r} version {version.version} holds no {INDEX}")
-            try:
-                os.rename(downloaded, target)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _sha256(path: Path) -> str:

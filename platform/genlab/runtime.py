@@ -1,17 +1,47 @@
-"""Connecting to Ray: a local embedded cluster by default, or an existing one (`RAY_ADDRESS`)."""
+"""Where and how work runs: Ray (a local embedded cluster by default, or an existing one through
+`RAY_ADDRESS`), the torch device, derived seeds, and the progress callback of long work."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 import ray
+import torch
 
 from genlab.config import StrictModel
+from genlab.errors import ConfigError
 
 
 T = TypeVar("T")
+Progress = Callable[[str], None]  # receives one human-readable line about long work (e.g. print)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' ('auto' = cuda when available).
+
+    Raises ConfigError (naming the key `device`) when CUDA is asked for and torch sees none.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key device: {name} was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def derive_seed(*parts: object, bits: int = 32) -> int:
+    """Return a seed in [0, 2**bits) derived from `parts` (e.g. a label, the run seed, a step), the same in
+    every process: the low `bits` of sha256(":".join(parts)) read little-endian. 32 bits suit numpy and
+    torch's CPU generator (which ignores higher bits of some seeds); at most 63."""
+    digest = hashlib.sha256(":".join(str(part) for part in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << bits) - 1)
+
+
+def seeded_generator(*parts: object, bits: int = 32) -> torch.Generator:
+    """Return a CPU torch.Generator seeded by `derive_seed(*parts, bits=bits)`."""
+    return torch.Generator().manual_seed(derive_seed(*parts, bits=bits))
 
 
 class RaySettings(StrictModel):

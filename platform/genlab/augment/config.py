@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from genlab.augment.augmentations import AugmentationName
 from genlab.augment.data import AugmentDataConfig
-from genlab.augment.model import NetworkSize
+from genlab.models.vae import NetworkSize
 from genlab.augment.stages import TrainingConfig
 from genlab.config import StrictModel
 from genlab.runtime import RaySettings

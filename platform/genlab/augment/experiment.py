@@ -30,7 +30,7 @@ from genlab.augment.data import PairedSet, paired_set, to_unit_tensor
 from genlab.augment.latent_maps import LatentMaps
 from genlab.augment.metrics import (baseline_bce, cvae_outputs, direct_reconstruction_bce, involution_errors,
                                     inverse_mse, mean_shift_outputs, per_target_bce, recursive_mse)
-from genlab.augment.model import ConditionalVAE, LatentAugmentVAE, VAEConfig
+from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, VAEConfig
 from genlab.augment.pipeline import LatentAugmentPipeline
 from genlab.augment.report import save_rows, save_transfer_heatmap
 from genlab.augment.seeding import derive_seed, seeded_generator

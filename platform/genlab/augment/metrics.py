@@ -12,8 +12,7 @@ import torch
 from genlab.augment.augmentations import augment
 from genlab.augment.data import PairedSet
 from genlab.augment.latent_maps import LatentMaps
-from genlab.augment.losses import bce_per_image
-from genlab.augment.model import ConditionalVAE
+from genlab.models.vae import ConditionalVAE, bce_per_image
 from genlab.augment.pipeline import LatentAugmentPipeline
 
 

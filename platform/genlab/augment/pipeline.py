@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genlab.augment.latent_maps import LatentMaps
-from genlab.augment.model import LatentAugmentVAE, VAEConfig
+from genlab.models.vae import LatentAugmentVAE, VAEConfig
 from genlab.errors import CheckpointError
 from genlab.fileio import atomic_directory, write_json_atomic
 

@@ -25,8 +25,7 @@ from pydantic import Field
 from genlab.augment.augmentations import is_involutive
 from genlab.augment.data import PairedSet
 from genlab.augment.latent_maps import LatentMaps
-from genlab.augment.losses import bce_per_image, kl_per_image
-from genlab.augment.model import ConditionalVAE, LatentAugmentVAE, sample_latent
+from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, bce_per_image, kl_per_image, sample_latent
 from genlab.augment.optim import AdaBelief
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError

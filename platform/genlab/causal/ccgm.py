@@ -15,7 +15,7 @@ u' are the labels in standardised units (tabular: the row itself), r_j a linear 
 toward the mean by posterior noise), and the penalty is the L1 of the gates (CCGM) or
 CausalVAE's 3 h(A) + 0.5 h(A)^2. Rec is MSE summed over variables (tabular) or BCE summed
 over pixels (images). Tabular coders are per-variable scalar MLPs (CVGen, spec 5.3); image
-coders are the small conv encoder / decoder of genlab.augment.model on grayscale images.
+coders are the small conv encoder / decoder of genlab.models.vae on grayscale images.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.augment.losses import bce_per_image
-from genlab.augment.model import Decoder, Encoder, VAEConfig
+from genlab.models.vae import Decoder, Encoder, VAEConfig, bce_per_image
 from genlab.causal.ccgm_layers import CausalVAELayer, CCGMCausalLayer
 from genlab.causal.graph import CausalGraph, GraphSpec, build_graph
 from genlab.causal.models import DECODER, LOGVAR_ENCODER, MEAN_ENCODER, NodeNets
@@ -103,7 +102,7 @@ class TabularCoder(nn.Module):
 
 
 class ImageCoder(nn.Module):
-    """Conv encoder / decoder (genlab.augment.model) over grayscale images [B, 1, D, D] in [0, 1]."""
+    """Conv encoder / decoder (genlab.models.vae) over grayscale images [B, 1, D, D] in [0, 1]."""
 
     def __init__(self, n: int, k: int, image_size: int, channels: int) -> None:
         super().__init__()

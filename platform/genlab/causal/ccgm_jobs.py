@@ -23,7 +23,8 @@ from genlab.causal.debias import BiasTask, bias_report
 from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
 from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
 from genlab.causal.scm import StructuralCausalModel, build_scm
-from genlab.checkpoints import log_checkpoint_artifacts, save_model
+from genlab.checkpoints import save_model
+from genlab.tracking import log_checkpoint_artifacts
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
 from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command

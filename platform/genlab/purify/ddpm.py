@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from genlab.checkpoints import load_frozen_model, read_checkpoint_index, resolve_registered_checkpoint
+from genlab.checkpoints import load_frozen_model, read_checkpoint_index
+from genlab.tracking import resolve_registered_checkpoint
 from genlab.data.convert import to_pixels, to_unit_range
 from genlab.errors import CheckpointError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import ray
 import torch
 
-from genlab.checkpoints import resolve_registered_checkpoint
+from genlab.tracking import resolve_registered_checkpoint
 from genlab.config import StrictModel, load_yaml, validate
 from genlab.data.imageset import ImageSet
 from genlab.purify.ddpm import DdpmSettings

@@ -34,7 +34,8 @@ from mlflow.tracking import MlflowClient
 from pydantic import BaseModel
 
 from genlab.attacks import craft_poisons
-from genlab.checkpoints import log_checkpoint_artifacts, read_checkpoint_index, register_checkpoint, save_model
+from genlab.checkpoints import read_checkpoint_index, save_model
+from genlab.tracking import log_checkpoint_artifacts, register_checkpoint
 from genlab.data import DatasetConfig, ImageSet, load_dataset
 from genlab.data.convert import match_format
 from genlab.fileio import write_json_atomic, write_text_atomic

@@ -3,11 +3,13 @@
 Encoder: Conv(1->F, k4 s2 p1)-ReLU-Conv(F->2F, k4 s2 p1)-ReLU-flatten -> linear heads mu, log sigma^2 in R^d.
 Decoder: Linear(d -> 2F (D/4)^2) -> ConvT(2F->F, k4 s2 p1)-ReLU -> ConvT(F->1, k4 s2 p1) -> sigmoid.
 The conditional VAE concatenates a condition vector to the encoder features and to z.
+The per-image VAE losses are in nats: pixel BCE summed over the image, and the Gaussian KL term.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -122,3 +124,12 @@ class ConditionalVAE(nn.Module):
         mu, logvar = self.encoder(images, condition_in)
         latents = mu if generator is None else sample_latent(mu, logvar, generator)
         return self.decoder(latents, condition_out), mu, logvar
+
+def bce_per_image(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return binary cross-entropy summed over pixels, one value per image ([N], nats, >= 0)."""
+    return F.binary_cross_entropy(reconstruction, target, reduction="none").flatten(1).sum(1)
+
+
+def kl_per_image(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Return KL(N(mu, diag exp(logvar)) || N(0, I)) per row ([N], nats, >= 0)."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
