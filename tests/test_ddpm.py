@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
-from genlab.data.convert import to_pixels, to_unit_range
+from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ddpm import PAPER_UNET_32, DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
@@ -246,7 +246,7 @@ def test_naive_is_the_ebm_chain_then_the_ddpm_chain_and_reps_repeats_both(tiny_m
     ddpm = DdpmSettings(diffusion_start_steps=[3, 5], checkpoint=ddpm_path, device="cpu")
     naive = build_puregen(PuregenNaiveSettings(ebm=ebm, ddpm=ddpm), seed=2)
     ebm_purifier, ddpm_purifier = EbmPurifier(ebm, seed=2), DdpmPurifier(ddpm, seed=2)
-    x = to_unit_range(images)
+    x = to_tensor(images)
     after_ebm = ebm_purifier.sampler.run(x, steps=4, seed=2, row_ids=rows).snapshots[4]
     expected = ddpm_purifier.purify_tensor(after_ebm, rows)
     with torch.inference_mode():  # as a Ray Data actor runs it; the Langevin stage still gets input gradients
@@ -287,7 +287,7 @@ def test_training_state_round_trip_continues_exactly(tmp_path, digits):
     cfg = DdpmTrainConfig(model=DdpmNetConfig(block_out_channels=[8, 8], down_block_types=["DownBlock2D"] * 2,
                                               up_block_types=["UpBlock2D"] * 2, norm_num_groups=4),
                           batch_size=8, iterations=4, warmup_steps=2, device="cpu")
-    trainer = DdpmTrainer(cfg, to_unit_range(digits[0].images[:40]), digits[0].images[:4])
+    trainer = DdpmTrainer(cfg, to_tensor(digits[0].images[:40]), digits[0].images[:4])
     state = trainer.init_state()
     for _ in range(2):
         trainer.train_step(state)

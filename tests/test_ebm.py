@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
-from genlab.data.convert import to_unit_range
+from genlab.data.convert import to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
@@ -132,7 +132,7 @@ def test_speed_options_leave_purification_statistics_unchanged(tmp_path, digits)
     assert (reference.precision, reference.channels_last, reference.compile, reference.batch_size) == ("fp32", False, False, 128)
     images, rows = digits[0].images[:64], np.arange(64)
     sampler = EbmPurifier(reference, seed=0).sampler
-    drift = float((EPS ** 2 / 2) * sampler.energy_gradient(to_unit_range(images)).abs().mean())
+    drift = float((EPS ** 2 / 2) * sampler.energy_gradient(to_tensor(images)).abs().mean())
     assert drift > 0.2 * EPS  # the random net's drift is comparable to the noise: bf16 rounding acts on it
     fast = fast.model_copy(update={"compile": False})  # compiling costs minutes on 2 CPU cores
     stats = compare_speed_paths(reference, fast, images, rows)
@@ -308,7 +308,7 @@ def test_trained_ebm_moves_images_as_step_size_and_steps_predict(trained_ebm, di
     model = load_ebm(trained_ebm.out_dir / "model")
     sampler = LangevinSampler(model, step_size=EPS, temperature=1e-4)
     train = digits[0]
-    x0, rows = to_unit_range(train.images[:128]), np.arange(128)
+    x0, rows = to_tensor(train.images[:128]), np.arange(128)
     # One step is exactly x1 = x0 - (eps^2 / 2) grad G(x0) / tau + eps * xi; the zero-energy chain isolates eps * xi.
     noise = LangevinSampler(zero_energy_net()).run(x0, steps=1, seed=0, row_ids=rows).snapshots[1] - x0
     x1 = sampler.run(x0, steps=1, seed=0, row_ids=rows).snapshots[1]
@@ -319,7 +319,7 @@ def test_trained_ebm_moves_images_as_step_size_and_steps_predict(trained_ebm, di
     spread = float((chain - x0).pow(2).mean().sqrt())
     assert 0.25 * EPS * math.sqrt(EBM_PURIFY_T) < spread < EPS * math.sqrt(EBM_PURIFY_T)
     # ... and each image stays in its own mode: its nearest training image is still itself.
-    distances = torch.cdist(chain.clamp(-1, 1).flatten(1), to_unit_range(train.images).flatten(1))
+    distances = torch.cdist(chain.clamp(-1, 1).flatten(1), to_tensor(train.images).flatten(1))
     assert (distances.argmin(1) == torch.as_tensor(rows)).float().mean() > 0.95
 
 

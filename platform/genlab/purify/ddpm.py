@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from genlab.checkpoints import load_frozen_model, read_checkpoint_index
 from genlab.tracking import resolve_registered_checkpoint
-from genlab.data.convert import to_pixels, to_unit_range
+from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
 from genlab.purify.base import Purifier, PurifierSettings
@@ -116,7 +116,7 @@ class DdpmPurifier(Purifier):
         out = {t: np.empty_like(images) for t in self.settings.diffusion_start_steps}
         for start in range(0, len(images), self.settings.batch_size):
             rows = slice(start, start + self.settings.batch_size)
-            purified = self.purify_tensor(to_unit_range(images[rows], self.device), row_ids[rows])
+            purified = self.purify_tensor(to_tensor(images[rows], self.device), row_ids[rows])
             for t, x in purified.items():
                 out[t][rows] = to_pixels(x)
         return out

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator, model_validator
 
 from genlab.checkpoints import load_frozen_model, read_checkpoint_index
 from genlab.tracking import resolve_registered_checkpoint
-from genlab.data.convert import to_pixels, to_unit_range
+from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.base import Purifier, PurifierSettings
@@ -132,7 +132,7 @@ class EbmPurifier(Purifier):
         out = {t: np.empty_like(images) for t in steps}
         for start in range(0, len(images), self.settings.batch_size):
             batch = images[start:start + self.settings.batch_size]
-            chain = self.sampler.run(to_unit_range(batch, self.device), steps=steps, seed=self.seed,
+            chain = self.sampler.run(to_tensor(batch, self.device), steps=steps, seed=self.seed,
                                      row_ids=row_ids[start:start + len(batch)])
             for t, x_t in chain.snapshots.items():
                 out[t][start:start + len(batch)] = to_pixels(x_t)

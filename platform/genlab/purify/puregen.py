@@ -38,7 +38,7 @@ from pydantic import Field, field_validator
 
 from genlab.checkpoints import read_checkpoint_index
 from genlab.config import StrictModel
-from genlab.data.convert import to_pixels, to_unit_range
+from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError
 from genlab.purify import ebm as ebm_purify
 from genlab.purify.base import Purifier, PurifierSettings
@@ -171,7 +171,7 @@ class PuregenPurifier(Purifier):
         out = {t: np.empty_like(images) for t in self.settings.ddpm.diffusion_start_steps}
         for start in range(0, len(images), self.batch_size):
             rows = slice(start, start + self.batch_size)
-            for t, x in self.purify_tensor(to_unit_range(images[rows], self.ebm.device), row_ids[rows]).items():
+            for t, x in self.purify_tensor(to_tensor(images[rows], self.ebm.device), row_ids[rows]).items():
                 out[t][rows] = to_pixels(x)
         return out
 
@@ -208,7 +208,7 @@ class EnergyScorer:
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Return float64 [N] energies of uint8 NHWC images (lower = more natural)."""
         step = self.settings.batch_size
-        chunks = [self.model(to_unit_range(images[i:i + step], self.device)).double().cpu()
+        chunks = [self.model(to_tensor(images[i:i + step], self.device)).double().cpu()
                   for i in range(0, len(images), step)]
         return torch.cat(chunks).numpy() if chunks else np.zeros(0)
 
