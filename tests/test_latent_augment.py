@@ -15,15 +15,16 @@ from mlflow.tracking import MlflowClient
 
 from genlab.augment.augmentations import AUGMENTATIONS, augment, is_involutive
 from genlab.augment.config import LatentAugmentConfig
-from genlab.augment.data import AugmentDataConfig, load_images, paired_set, to_unit_tensor
+from genlab.augment.data import AugmentDataConfig, load_images, paired_set
 from genlab.augment.experiment import SUMMARY_KEYS
-from genlab.augment.latent_maps import LatentMaps
 from genlab.augment.metrics import per_target_bce
 from genlab.augment.optim import AdaBelief
 from genlab.augment.pipeline import LatentAugmentPipeline
 from genlab.augment.runner import ResultsExistError, run_latent_augment
 from genlab.config import load_config
+from genlab.data.convert import UNIT, to_tensor
 from genlab.errors import ConfigError
+from genlab.models.latent_maps import LatentMaps
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf" / "latent_augment.yaml"
@@ -37,7 +38,7 @@ SMALL = ["training.autoencoder.epochs=10", "training.cvae.epochs=8", "training.l
 @pytest.fixture
 def images(digits):
     """16 digits test images as float [16,1,16,16] in [0,1]."""
-    return to_unit_tensor(digits[1].images[:16])
+    return to_tensor(digits[1].images[:16], UNIT)
 
 
 def test_augmentations_are_seeded_change_the_image_and_stay_in_range(images):
@@ -126,7 +127,7 @@ def test_job_on_digits_composes_better_than_baselines_and_flips_are_involutions(
     # The saved model reloads and reproduces its test numbers.
     pipeline = LatentAugmentPipeline.load(tmp_path / "out" / "artifacts" / "flip_lr-flip_ud" / "model")
     assert pipeline.heads == ["flip_lr-flip_ud", "flip_lr-flip_ud"]  # head 0, then the one transfer head
-    test = paired_set(to_unit_tensor(load_images(cfg.data)[1].images), ("flip_lr", "flip_ud"), seed=cfg.seed,
+    test = paired_set(to_tensor(load_images(cfg.data)[1].images, UNIT), ("flip_lr", "flip_ud"), seed=cfg.seed,
                       split="test")
     assert per_target_bce(pipeline, test, ("flip_lr", "flip_ud"))["compose"] == pytest.approx(
         summary["compose_bce_lavae"], rel=1e-4)

@@ -8,9 +8,9 @@ from pydantic import Field, field_validator
 
 from genlab.augment.augmentations import AugmentationName
 from genlab.augment.data import AugmentDataConfig
-from genlab.models.vae import NetworkSize
 from genlab.augment.stages import TrainingConfig
 from genlab.config import StrictModel
+from genlab.models.vae import NetworkSize
 from genlab.runtime import RaySettings
 
 Pair = tuple[AugmentationName, AugmentationName]

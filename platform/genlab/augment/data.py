@@ -16,10 +16,10 @@ import torch
 from pydantic import Field, field_validator
 
 from genlab.augment.augmentations import augment
-from genlab.augment.seeding import seeded_generator
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig, ImageSet, load_dataset
 from genlab.errors import DatasetMissingError
+from genlab.runtime import seeded_generator
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -77,16 +77,6 @@ def load_images(cfg: AugmentDataConfig) -> tuple[ImageSet, ImageSet]:
     if cfg.max_test is not None:
         test = test.subset(np.arange(min(cfg.max_test, len(test))))
     return train, test
-
-
-def to_unit_tensor(images: np.ndarray) -> torch.Tensor:
-    """Return uint8 NHWC images as float32 NCHW in [0, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
-
-
-def to_uint8_images(images: torch.Tensor) -> np.ndarray:
-    """Return float NCHW images in [0, 1] as uint8 NHWC (0..255)."""
-    return images.detach().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,18 @@ import torch
 
 from genlab.augment.augmentations import is_involutive
 from genlab.augment.config import LatentAugmentConfig
-from genlab.augment.data import PairedSet, paired_set, to_unit_tensor
-from genlab.augment.latent_maps import LatentMaps
+from genlab.augment.data import PairedSet, paired_set
 from genlab.augment.metrics import (baseline_bce, cvae_outputs, direct_reconstruction_bce, involution_errors,
                                     inverse_mse, mean_shift_outputs, per_target_bce, recursive_mse)
-from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, VAEConfig
 from genlab.augment.pipeline import LatentAugmentPipeline
 from genlab.augment.report import save_rows, save_transfer_heatmap
-from genlab.augment.seeding import derive_seed, seeded_generator
 from genlab.augment.stages import (EpochCallback, train_autoencoder, train_cvae, train_latent_maps,
                                    train_transfer_head)
 from genlab.data import ImageSet
-from genlab.errors import ConfigError
+from genlab.data.convert import UNIT, to_tensor
+from genlab.models.latent_maps import LatentMaps
+from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, VAEConfig
+from genlab.runtime import derive_seed, resolve_device, seeded_generator
 
 PAIR_KEYS = ("latent_map_bce", "vae_recon_bce", "compose_bce_lavae", "compose_bce_cvae", "compose_bce_meanshift")
 SUMMARY_KEYS = PAIR_KEYS + ("involution_error_flips", "involution_error_other")  # top of summary.json
@@ -56,20 +56,13 @@ def pair_tag(pair: tuple[str, str]) -> str:
     return f"{pair[0]}-{pair[1]}"
 
 
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for 'auto' | 'cpu' | 'cuda' ('auto' = cuda when available); ConfigError if absent."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key device: cuda was asked for but torch sees no CUDA device")
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
-
-
 class _Run:
     """The state one experiment shares across pairs: config, device, paired data, loss history."""
 
     def __init__(self, cfg: LatentAugmentConfig, train: ImageSet, test: ImageSet, artifact_dir: Path) -> None:
         self.cfg, self.artifact_dir = cfg, artifact_dir
         self.device = resolve_device(cfg.device)
-        self.train_images, self.test_images = to_unit_tensor(train.images), to_unit_tensor(test.images)
+        self.train_images, self.test_images = to_tensor(train.images, UNIT), to_tensor(test.images, UNIT)
         self.vae_config = VAEConfig(image_size=self.train_images.shape[-1], **cfg.model.model_dump())
         self.history: list[tuple[str, float, int]] = []
         self.started = time.perf_counter()

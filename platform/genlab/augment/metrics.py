@@ -11,9 +11,9 @@ import torch
 
 from genlab.augment.augmentations import augment
 from genlab.augment.data import PairedSet
-from genlab.augment.latent_maps import LatentMaps
-from genlab.models.vae import ConditionalVAE, bce_per_image
 from genlab.augment.pipeline import LatentAugmentPipeline
+from genlab.models.latent_maps import LatentMaps
+from genlab.models.vae import ConditionalVAE, bce_per_image
 
 
 def mean_bce(reconstruction: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,7 +1,7 @@
 """The LAVAE pipeline: encoder -> latent maps -> decoder head, and its safetensors checkpoint.
 
-Like a diffusers pipeline it only joins parts that are defined elsewhere (`model.py` for
-the networks, `latent_maps.py` for the maps) and owns no training logic.
+Like a diffusers pipeline it only joins parts that are defined elsewhere (`genlab.models.vae`
+for the networks, `genlab.models.latent_maps` for the maps) and owns no training logic.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from genlab.augment.latent_maps import LatentMaps
-from genlab.models.vae import LatentAugmentVAE, VAEConfig
 from genlab.errors import CheckpointError
 from genlab.fileio import atomic_directory, write_json_atomic
+from genlab.models.latent_maps import LatentMaps
+from genlab.models.vae import LatentAugmentVAE, VAEConfig
 
 EVAL_BATCH = 1024
 

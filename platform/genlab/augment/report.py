@@ -11,13 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from genlab.augment.data import to_uint8_images  # noqa: E402
+from genlab.data.convert import UNIT, to_pixels  # noqa: E402
 from genlab.visualize import save_image_grid  # noqa: E402
 
 
 def save_rows(rows: dict[str, torch.Tensor], path: Path) -> Path:
     """Save one grid row per entry (title -> float [N,1,H,W] images in [0,1]) as a PNG; return the path."""
-    return save_image_grid([to_uint8_images(images) for images in rows.values()], list(rows), path)
+    return save_image_grid([to_pixels(images, UNIT) for images in rows.values()], list(rows), path)
 
 
 def save_transfer_heatmap(matrix: list[list[float]], rows: list[str], columns: list[str], path: Path) -> Path:

@@ -24,11 +24,11 @@ from pydantic import Field
 
 from genlab.augment.augmentations import is_involutive
 from genlab.augment.data import PairedSet
-from genlab.augment.latent_maps import LatentMaps
-from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, bce_per_image, kl_per_image, sample_latent
 from genlab.augment.optim import AdaBelief
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
+from genlab.models.latent_maps import LatentMaps
+from genlab.models.vae import ConditionalVAE, LatentAugmentVAE, bce_per_image, kl_per_image, sample_latent
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 StepLosses = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (batch indices, epoch) -> named losses

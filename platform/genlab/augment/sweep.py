@@ -2,7 +2,8 @@
 
 Each trial runs `run_experiment` with its overrides and reports the summary's headline
 numbers with a checkpoint holding `result.json` (summary + per-epoch history) and the
-artifacts; the driver turns those into nested MLflow runs (the only MLflow writer).
+artifacts; a Tune callback on the driver (the only MLflow writer) turns each trial into a
+nested MLflow run (`runner.LatentAugmentTrialRuns`).
 """
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ def latent_augment_trial(config: dict[str, Any], *, base: dict[str, Any], train:
 
 
 def run_trials(cfg: LatentAugmentConfig, trials: list[dict[str, Any]], train: ImageSet, test: ImageSet,
-               storage: str) -> tune.ResultGrid:
-    """Run every planned trial with Ray Tune (Ray must be initialised), results under `storage`; return the grid."""
+               storage: str, callbacks: list[tune.Callback]) -> tune.ResultGrid:
+    """Run every planned trial with Ray Tune (Ray must be initialised), results under `storage`, `callbacks`
+    on the driver; return the grid (one result per trial)."""
     trainable = tune.with_parameters(latent_augment_trial, base=base_config(cfg), train=train, test=test,
                                      threads=max(1, int(cfg.sweep.cpus_per_trial)))
     trainable = tune.with_resources(trainable, {"cpu": cfg.sweep.cpus_per_trial, "gpu": cfg.sweep.gpus_per_trial})
     tuner = tune.Tuner(trainable, param_space={"trial": tune.grid_search(trials)},
                        tune_config=tune.TuneConfig(max_concurrent_trials=cfg.sweep.max_concurrent_trials),
                        run_config=tune.RunConfig(name=f"{cfg.experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                                 storage_path=storage, verbose=1))
+                                                 storage_path=storage, callbacks=callbacks, verbose=1))
     return tuner.fit()

@@ -1,4 +1,4 @@
-"""Latent augmentation maps: one learned matrix L_a in R^{d x d} per augmentation (spec §3.1).
+"""LAVAE latent augmentation maps: one learned matrix L_a in R^{d x d} per augmentation (spec latent_aug §3.1).
 
 A map acts on row vectors, z_a = z L_a, so "a1 then a2" is z L_{a1} L_{a2}. An
 involutive augmentation (a(a(x)) = x) should have L_a^2 = I; `involution_error` is
