@@ -78,14 +78,14 @@ def run_hypothesis_test(cfg: HypothesisConfig, out_dir: Path) -> dict[str, Any]:
             raise GenlabError("the true graph's trial failed; see its MLflow run for the error")
         summary = {**summarize(results, TRUE_NAME), "all_finished": len(results) == len(candidates),
                    "seeds": job.seeds, "mlflow_parent_run_id": job.run.run_id}
-        for row in summary["ranking"]:
+        ranking = summary["ranking"]
+        for row in ranking:
             job.log_row(callback.run_ids[row["name"]], row, RUN_METRICS)
         job.log_row(job.run.run_id, summary, {key: key for key in PARENT_METRICS})
         job.run.finish_as(summary["all_finished"])
-        print(console_table(summary["ranking"], COLUMNS))
+        print(console_table(ranking, COLUMNS))
         print(f"\n[genlab] true graph rank {summary['true_graph_rank']} of {summary['num_candidates']}; beats every "
               f"missing/reversed-edge candidate in {summary['true_beats_missing_or_reversed']} of the seeds")
-        ranking = summary["ranking"]
         write_reports(job.run, job.out_dir, summary, {"ranking.md": markdown_table(ranking, COLUMNS),
                                                        "ranking.csv": csv_text(ranking, COLUMNS + ["edges"])})
     return summary
