@@ -20,20 +20,10 @@ ranking), ranking.md/.csv and graphs/*.png. Exit codes: 0 all trials finished, 1
 failed, 2 bad config or graph.
 """
 
-from pathlib import Path
-
-from genlab.causal.config import HypothesisConfig
-from genlab.causal.hypothesis import run_hypothesis_test
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-
-
-def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/causal_hypothesis.yaml")
-    cfg = load_config(HypothesisConfig, args.config, args.overrides)
-    summary = run_hypothesis_test(cfg, args.out or Path("out/causal_hypothesis"))
-    return 0 if summary["all_finished"] else 1
-
+from genlab.causal.gen.config import HypothesisConfig
+from genlab.causal.gen.hypothesis import run_hypothesis_test
+from genlab.cli import run_config_job
 
 if __name__ == "__main__":
-    run_job(main)
+    run_config_job(__doc__, HypothesisConfig, run_hypothesis_test,
+                   default_config="conf/causal_hypothesis.yaml", default_out="out/causal_hypothesis")

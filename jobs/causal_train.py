@@ -17,20 +17,10 @@ causal_beats_baselines) and models.md/.csv. Exit codes: 0 all trials finished, 1
 failed, 2 bad config or graph.
 """
 
-from pathlib import Path
-
-from genlab.causal.comparison import run_model_comparison
-from genlab.causal.config import CausalTrainConfig
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-
-
-def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/causal_train.yaml")
-    cfg = load_config(CausalTrainConfig, args.config, args.overrides)
-    summary = run_model_comparison(cfg, args.out or Path("out/causal_train"))
-    return 0 if summary["all_finished"] else 1
-
+from genlab.causal.gen.config import CausalTrainConfig
+from genlab.causal.gen.comparison import run_model_comparison
+from genlab.cli import run_config_job
 
 if __name__ == "__main__":
-    run_job(main)
+    run_config_job(__doc__, CausalTrainConfig, run_model_comparison,
+                   default_config="conf/causal_train.yaml", default_out="out/causal_train")

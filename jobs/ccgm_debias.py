@@ -2,9 +2,9 @@
 
 The default config draws a known SCM over group -> score <- skill, score -> outcome <- skill
 (group -> score is the bias), trains a CCGM on its rows, checks do() means against the true
-interventional means (with the tolerance of genlab.causal.ccgm_metrics), then generates a
+interventional means (with the tolerance of genlab.causal.ccgm.metrics), then generates a
 biased and a de-biased dataset (edge cut) and reports the group-score dependence (|Pearson|,
-mutual information, HSIC with its p-value) and the SkewSize of a classifier trained on each (genlab.causal.debias).
+mutual information, HSIC with its p-value) and the SkewSize of a classifier trained on each (genlab.causal.ccgm.debias).
 
 Local (MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/ccgm_debias.py --out out/ccgm_debias              # conf/ccgm_debias.yaml, about a minute
@@ -17,20 +17,10 @@ intervention_tolerance, skewsize_biased, skewsize_debiased, bias: every measure)
 Exit 2 on a bad config (the message names the key).
 """
 
-from pathlib import Path
-
-from genlab.causal.ccgm_config import CCGMDebiasConfig
-from genlab.causal.ccgm_jobs import run_ccgm_debias
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-
-
-def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/ccgm_debias.yaml")
-    cfg = load_config(CCGMDebiasConfig, args.config, args.overrides)
-    run_ccgm_debias(cfg, args.out or Path("out/ccgm_debias"))
-    return 0
-
+from genlab.causal.ccgm.config import CCGMDebiasConfig
+from genlab.causal.ccgm.runner import run_ccgm_debias
+from genlab.cli import run_config_job
 
 if __name__ == "__main__":
-    run_job(main)
+    run_config_job(__doc__, CCGMDebiasConfig, run_ccgm_debias,
+                   default_config="conf/ccgm_debias.yaml", default_out="out/ccgm_debias")

@@ -1,7 +1,7 @@
 """Train a CCGM (or its CausalVAE-style baseline) on pendulum images or a known SCM; intervene and evaluate.
 
 The model: encoder -> partially trainable causal layer masked by the networkx DAG -> decoder
-(genlab.causal.ccgm, spec section 6). Pendulum: the run gets an intervention grid (one row per
+(genlab.causal.ccgm.model, spec section 6). Pendulum: the run gets an intervention grid (one row per
 intervened node, values swept), counterfactual pixel errors against the renderer, and MIC/TIC x100
 of each learned concept against its true factor (genlab.causal.mic). SCM:
 do() means against the true interventional means. Both: reconstruction error, SHD of the
@@ -17,20 +17,10 @@ Then: mlflow ui --backend-store-uri sqlite:///mlflow.db   (experiment ccgm-train
 `--out DIR` (default out/ccgm_train) receives summary.json and model/. Exit 2 on a bad config.
 """
 
-from pathlib import Path
-
-from genlab.causal.ccgm_config import CCGMJobConfig
-from genlab.causal.ccgm_jobs import run_ccgm_train
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-
-
-def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/ccgm_train.yaml")
-    cfg = load_config(CCGMJobConfig, args.config, args.overrides)
-    run_ccgm_train(cfg, args.out or Path("out/ccgm_train"))
-    return 0
-
+from genlab.causal.ccgm.config import CCGMJobConfig
+from genlab.causal.ccgm.runner import run_ccgm_train
+from genlab.cli import run_config_job
 
 if __name__ == "__main__":
-    run_job(main)
+    run_config_job(__doc__, CCGMJobConfig, run_ccgm_train,
+                   default_config="conf/ccgm_train.yaml", default_out="out/ccgm_train")

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from genlab.causal.comparison import run_model_comparison
-from genlab.causal.config import CausalTrainConfig, HypothesisConfig
-from genlab.causal.hypothesis import run_hypothesis_test
+from genlab.causal.gen.comparison import run_model_comparison
+from genlab.causal.gen.config import CausalTrainConfig, HypothesisConfig
+from genlab.causal.gen.hypothesis import run_hypothesis_test
 from genlab.config import validate
 
 REPO = Path(__file__).resolve().parents[1]

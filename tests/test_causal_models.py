@@ -8,12 +8,12 @@ import numpy as np
 import torch
 
 from genlab.causal.candidates import Distance, Edit, apply_edits
+from genlab.causal.gen.ranking import CandidateResult, rank_order, summarize
+from genlab.causal.gen.train import TrainSettings, fit, make_replicas
 from genlab.causal.graph import load_graph
-from genlab.causal.models import (CausalGen, CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings,
-                                  VAESettings, build_model, fully_connected_prior)
-from genlab.causal.ranking import CandidateResult, rank_order, summarize
 from genlab.causal.scm import SCMSettings, scm_dataset
-from genlab.causal.train import TrainSettings, fit, make_replicas
+from genlab.models.causal import (CausalGen, CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings,
+                                  VAESettings, build_model, fully_connected_prior)
 
 REPO = Path(__file__).resolve().parents[1]
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")

@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from genlab.causal.candidates import structural_hamming_distance
-from genlab.causal.config import CandidateSettings, DataSettings
+from genlab.causal.gen.config import CandidateSettings, DataSettings
+from genlab.causal.gen.hypothesis import build_candidates
+from genlab.causal.gen.ranking import CandidateResult, summarize
+from genlab.causal.gen.tables import make_tables
+from genlab.causal.gen.train import TrainSettings, make_replicas, ood_errors
 from genlab.causal.graph import load_graph
-from genlab.causal.hypothesis import build_candidates
-from genlab.causal.models import CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings, VAESettings
-from genlab.causal.ranking import CandidateResult, summarize
 from genlab.causal.scm import SCMSettings
 from genlab.causal.splits import SplitSettings, split_columns
-from genlab.causal.tables import make_tables
-from genlab.causal.train import TrainSettings, make_replicas, ood_errors
+from genlab.models.causal import CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings, VAESettings
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)  # the models are tiny: more threads only contend on a shared machine

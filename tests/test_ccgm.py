@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.causal.ccgm import CCGM, CHECKPOINT_KIND, CCGMConfig, CCGMSettings, graph_spec
-from genlab.causal.ccgm_config import FAIRNESS_GRAPH
-from genlab.causal.ccgm_fit import CCGMTrainSettings, fit_ccgm
-from genlab.causal.ccgm_metrics import independence_band, intervention_fidelity, intervention_grid
-from genlab.causal.debias import BiasTask, bias_report
+from genlab.causal.ccgm.config import FAIRNESS_GRAPH
+from genlab.causal.ccgm.debias import BiasTask, bias_report
+from genlab.causal.ccgm.fit import CCGMTrainSettings, fit_ccgm
+from genlab.causal.ccgm.metrics import independence_band, intervention_fidelity, intervention_grid
+from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, CCGMSettings, graph_spec
+from genlab.causal.ccgm.sampling import counterfactual, sample
+from genlab.causal.ccgm.skewsize import skewsize
 from genlab.causal.graph import build_graph
-from genlab.causal.interventions import counterfactual, cut_scm, do_scm, sample
+from genlab.causal.interventions import cut_scm, do_scm
 from genlab.causal.scm import SCMSettings, build_scm
-from genlab.causal.skewsize import skewsize
 from genlab.checkpoints import load_frozen_model, save_model
 
 REPO = Path(__file__).resolve().parents[1]

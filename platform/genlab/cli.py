@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
+from genlab.config import load_config
 from genlab.errors import GenlabError
+
+ConfigT = TypeVar("ConfigT")
 
 
 def parse_job_args(description: str, default_config: str | None, argv: list[str] | None = None,
@@ -33,3 +36,16 @@ def run_job(main: Callable[[], int | None]) -> None:
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+def run_config_job(doc: str, config_cls: type[ConfigT], work: Callable[[ConfigT, Path], dict[str, Any]], *,
+                   default_config: str, default_out: str) -> None:
+    """Run a job that is one library call: parse the command line (`doc`'s first line is its description),
+    load `config_cls`, call `work(cfg, out_dir)`; exit 0, or 1 when the summary it returns has
+    `all_finished` false, or the code of a GenlabError (2 for a bad config)."""
+    def main() -> int:
+        args = parse_job_args(doc.splitlines()[0], default_config=default_config)
+        summary = work(load_config(config_cls, args.config, args.overrides), args.out or Path(default_out))
+        return 0 if summary.get("all_finished", True) else 1
+
+    run_job(main)

@@ -1,13 +1,13 @@
-"""Causal generative modelling: networkx graph priors, pendulum and SCM data, Causal Gen /
-Causal Variational Gen with their baselines, and structural hypothesis tests.
+"""Causal generative modelling: networkx graph priors, pendulum and SCM data, and two wings.
 
-Modules, one job each: graph (YAML -> validated DAG, matrices), candidates (edits, SHD),
-pendulum (images and labels), scm (tabular SCMs), splits (OOD splits, standardisation),
-models (networks), train (fitting and OOD scoring), ranking (parsimony ranking), trials
-(Ray Tune trainable + MLflow callback), runner / hypothesis / comparison (the two jobs),
-drawing and report (PNG graphs, tables), tables (data per seed), config (job configs).
-CCGM (spec section 6): ccgm_layers (gated DAG-masked causal layer, CausalVAE-style baseline),
-ccgm (the model and its losses), ccgm_fit (causal then generative phase), interventions (do,
-counterfactuals, edge cuts; on the model and on the true SCM), ccgm_metrics, ccgm_images
-(pendulum grids, counterfactual fidelity), debias and skewsize, ccgm_config / ccgm_jobs.
+Shared modules, one job each: graph (YAML -> validated DAG, matrices), candidates (edits, SHD),
+scm (tabular SCMs), pendulum (images and labels), splits (OOD splits, standardisation),
+interventions (do and edge cuts on the true SCM), dependence (HSIC), mic (MIC / TIC),
+drawing (PNG graphs), job (the MLflow run, summary.json and reports every causal job writes).
+
+- gen/: Causal Gen / Causal Variational Gen against non-causal baselines and the structural
+  hypothesis test (spec section 5), trials on Ray Tune. The networks are genlab.models.causal.
+- ccgm/: CCGM, the Causal Counterfactual Generative Model and its CausalVAE-style baseline
+  (spec section 6): causal layers, model, fitting, sampling and counterfactuals, metrics,
+  pendulum images, de-biasing and SkewSize.
 """

@@ -13,20 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.causal.ccgm import CCGM
-from genlab.causal.interventions import counterfactual
+from genlab.causal.ccgm.model import CCGM
+from genlab.causal.ccgm.sampling import counterfactual
 from genlab.causal.pendulum import COLUMNS, render_images, shadow_labels
+from genlab.data.convert import UNIT, to_pixels, to_tensor
 from genlab.visualize import save_image_grid
-
-
-def to_unit_images(images: np.ndarray) -> torch.Tensor:
-    """Return uint8 NHWC images (one channel) as float32 [N, 1, H, W] in [0, 1]."""
-    return torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
-
-
-def to_uint8_images(images: torch.Tensor) -> np.ndarray:
-    """Return float [N, 1, H, W] images in [0, 1] as uint8 NHWC (0..255)."""
-    return np.rint(images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
 
 
 def intervened_labels(labels: np.ndarray, node: str, value: float) -> np.ndarray:
@@ -48,7 +39,7 @@ def save_intervention_grid(model: CCGM, image: torch.Tensor, values: dict[str, n
     rows, titles = [], []
     for node, sweep in values.items():
         decoded = [counterfactual(model, image, {node: float(v)})[1] for v in sweep]
-        rows.append(to_uint8_images(torch.cat(decoded)))
+        rows.append(to_pixels(torch.cat(decoded), UNIT))
         titles.append(f"do({node})\n{sweep[0]:.1f}..{sweep[-1]:.1f}")
     return save_image_grid(rows, titles, path)
 
@@ -60,7 +51,7 @@ def counterfactual_pixel_mse(model: CCGM, images: torch.Tensor, labels: np.ndarr
     for node, sweep in values.items():
         cells = []
         for value in sweep:
-            truth = to_unit_images(render_images(intervened_labels(labels, node, float(value)), image_size, 1))
+            truth = to_tensor(render_images(intervened_labels(labels, node, float(value)), image_size, 1), UNIT)
             cells.append(float(((counterfactual(model, images, {node: float(value)})[1] - truth) ** 2).mean()))
         errors[node] = float(np.mean(cells))
     return errors

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 
-from genlab.causal.ccgm import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
-from genlab.causal.ccgm_config import CCGMDebiasConfig, CCGMJobConfig
-from genlab.causal.ccgm_fit import fit_ccgm
-from genlab.causal.ccgm_images import counterfactual_pixel_mse, save_intervention_grid, sweep_values, to_unit_images
-from genlab.causal.ccgm_metrics import (concept_information, intervention_fidelity, intervention_grid,
+from genlab.causal.ccgm.config import CCGMDebiasConfig, CCGMJobConfig
+from genlab.causal.ccgm.debias import BiasTask, bias_report
+from genlab.causal.ccgm.fit import fit_ccgm
+from genlab.causal.ccgm.images import counterfactual_pixel_mse, save_intervention_grid, sweep_values
+from genlab.causal.ccgm.metrics import (concept_information, intervention_fidelity, intervention_grid,
                                         learned_graph_distance, reconstruction_error)
-from genlab.causal.debias import BiasTask, bias_report
+from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
 from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
+from genlab.causal.job import job_run, write_reports
 from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
 from genlab.causal.scm import StructuralCausalModel, build_scm
 from genlab.checkpoints import save_model
-from genlab.tracking import log_checkpoint_artifacts
+from genlab.data.convert import UNIT, to_tensor
 from genlab.errors import ConfigError
-from genlab.fileio import write_json_atomic
-from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
+from genlab.tracking import TrackedRun, log_checkpoint_artifacts
 
 
 @dataclass
@@ -54,7 +52,7 @@ def load_data(cfg: CCGMJobConfig) -> CCGMData:
         rows = np.sort(np.random.default_rng(cfg.seed).choice(scenes, size=min(cfg.data.num_samples, scenes),
                                                                replace=False))
         data = make_pendulum(cfg.data.pendulum, cfg.seed, rows=rows)
-        images, labels = to_unit_images(data.images), torch.as_tensor(data.labels, dtype=torch.float32)
+        images, labels = to_tensor(data.images, UNIT), torch.as_tensor(data.labels, dtype=torch.float32)
         test = torch.as_tensor(data.test)
         digest = hashlib.sha256(data.images.tobytes() + data.labels.tobytes()).hexdigest()
         return CCGMData(graph, None, images[~test], labels[~test], images[test], labels[test], digest)
@@ -67,36 +65,23 @@ def load_data(cfg: CCGMJobConfig) -> CCGMData:
                     hashlib.sha256(table.tobytes()).hexdigest())
 
 
-def _metric_batches(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
-    """Log metrics in batches of 1000 (MLflow's per-request cap)."""
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start:start + 1000])
-
-
-def train_tracked(cfg: CCGMJobConfig, data: CCGMData, run_label: str) -> tuple[CCGM, MlflowClient, str]:
-    """Open the MLflow run, train a CCGM on `data` logging `<phase>_loss` per epoch; return (model, client, run id)."""
+def train(cfg: CCGMJobConfig, data: CCGMData, run: TrackedRun) -> CCGM:
+    """Return a CCGM trained on `data`, its `<phase>_loss` logged to the run per epoch."""
     torch.set_num_threads(cfg.torch_threads)
-    client = MlflowClient(tracking_uri())
-    run_name = f"{run_label}-{cfg.model.causal_layer}-{data.graph.name}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = client.create_run(experiment_id(cfg.experiment), run_name=run_name,
-                               tags=standard_tags(dataset_hash=data.data_hash, seed=cfg.seed)).info.run_id
-    log_params(client, run_id, params_for(cfg))
-    print(f"[genlab] {run_name}: {len(data.train_inputs)} train / {len(data.test_inputs)} test {cfg.data.kind} rows, "
+    print(f"[genlab] {cfg.model.causal_layer} layer, seed {cfg.seed}: {len(data.train_inputs)} train / "
+          f"{len(data.test_inputs)} test {cfg.data.kind} rows, "
           f"graph {', '.join(f'{a}->{b}' for a, b in data.graph.edges)}")
     model = CCGM(CCGMConfig(graph=graph_spec(data.graph), data="image" if cfg.data.kind == "pendulum" else "tabular",
                             image_size=cfg.data.pendulum.image_size, settings=cfg.model, seed=cfg.seed))
-    losses: list[Metric] = []
 
     def on_epoch(phase: str, epoch: int, loss: float) -> None:
-        losses.append(Metric(f"{phase}_loss", loss, int(time.time() * 1000), epoch))
+        run.log_metrics({f"{phase}_loss": loss}, step=epoch)
 
     fit_ccgm(model, data.train_inputs, data.train_labels, cfg.train, seed=cfg.seed, on_epoch=on_epoch)
-    _metric_batches(client, run_id, losses)
-    return model, client, run_id
+    return model
 
 
-def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, client: MlflowClient, run_id: str,
-             artifacts: Path) -> dict[str, Any]:
+def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, run: TrackedRun, artifacts: Path) -> dict[str, Any]:
     """Return the model's measurements (flat floats plus intervention cells); log the floats and the grid PNG."""
     results: dict[str, Any] = {"reconstruction_error": reconstruction_error(model, data.test_inputs)}
     try:
@@ -117,37 +102,38 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, client: MlflowClie
         labels = data.test_labels.double().numpy()
         values = sweep_values(labels, cfg.evaluation.grid_columns)
         grid = save_intervention_grid(model, data.test_inputs[:1], values, artifacts / "intervention_grid.png")
-        client.log_artifact(run_id, str(grid), "interventions")
+        run.client.log_artifact(run.run_id, str(grid), "interventions")
         count = cfg.evaluation.counterfactual_images
         errors = counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
                                           cfg.data.pendulum.image_size)
         results.update({f"counterfactual_pixel_mse_{node}": value for node, value in errors.items()})
         results.update(concept_information(model, data.test_inputs, labels))
-    now = int(time.time() * 1000)
-    _metric_batches(client, run_id, [Metric(key, float(value), now, 0) for key, value in results.items()
-                                     if isinstance(value, (int, float)) and value is not None])
+    run.log_metrics({key: value for key, value in results.items() if isinstance(value, (int, float))})
     return results
 
 
-def finish(cfg: CCGMJobConfig, model: CCGM, client: MlflowClient, run_id: str, out_dir: Path,
-           summary: dict[str, Any]) -> dict[str, Any]:
-    """Save the model (safetensors checkpoint), write summary.json, log both, close the run; return the summary."""
-    checkpoint = save_model(out_dir / "model", model, kind=CHECKPOINT_KIND, meta={"run_id": run_id})
-    log_checkpoint_artifacts(client, run_id, checkpoint, "model")
-    path = write_json_atomic(out_dir / "summary.json", {"run_id": run_id, **summary})
-    client.log_artifact(run_id, str(path), "report")
-    client.set_terminated(run_id, "FINISHED")
-    print(f"[genlab] summary: {path}\n[genlab] runs: {ui_command()}")
+def finish(model: CCGM, run: TrackedRun, out_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Save the model (safetensors checkpoint), write summary.json (with the run id), log both; return the summary."""
+    checkpoint = save_model(out_dir / "model", model, kind=CHECKPOINT_KIND, meta={"run_id": run.run_id})
+    log_checkpoint_artifacts(run.client, run.run_id, checkpoint, "model")
+    write_reports(run, out_dir, {"run_id": run.run_id, **summary})
     return summary
+
+
+def ccgm_run(cfg: CCGMJobConfig, data: CCGMData, run_label: str) -> AbstractContextManager[TrackedRun]:
+    """Return the job's MLflow run (a context manager), named after the label, causal layer, graph and seed."""
+    return job_run(cfg.experiment, f"{run_label}-{cfg.model.causal_layer}-{data.graph.name}-seed{cfg.seed}",
+                   config=cfg, seed=cfg.seed, dataset_hash=data.data_hash)
 
 
 def run_ccgm_train(cfg: CCGMJobConfig, out_dir: Path) -> dict[str, Any]:
     """Train a CCGM (or the CausalVAE baseline), evaluate it, save it; return the summary (also summary.json)."""
     data = load_data(cfg)
-    model, client, run_id = train_tracked(cfg, data, "ccgm")
-    results = evaluate(cfg, data, model, client, run_id, Path(out_dir))
-    results["learned_edges"] = [list(edge) for edge in model.causal.learned_edges()]
-    return finish(cfg, model, client, run_id, Path(out_dir), results)
+    with ccgm_run(cfg, data, "ccgm") as run:
+        model = train(cfg, data, run)
+        results = evaluate(cfg, data, model, run, Path(out_dir))
+        results["learned_edges"] = [list(edge) for edge in model.causal.learned_edges()]
+        return finish(model, run, Path(out_dir), results)
 
 
 def bias_task(cfg: CCGMDebiasConfig, graph: CausalGraph) -> BiasTask:
@@ -172,16 +158,16 @@ def run_ccgm_debias(cfg: CCGMDebiasConfig, out_dir: Path) -> dict[str, Any]:
         raise ConfigError("config key model.causal_layer: only the ccgm layer can cut an edge (CausalVAE has no edge cut)")
     task = bias_task(cfg, resolve_graph(cfg.data.graph))
     data = load_data(cfg)
-    model, client, run_id = train_tracked(cfg, data, "ccgm-debias")
-    results = evaluate(cfg, data, model, client, run_id, Path(out_dir))
-    report = bias_report(model, data.scm, data.train_labels.double().numpy(), task,
-                         num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
-    now = int(time.time() * 1000)
-    _metric_batches(client, run_id, [Metric(key, value, now, 0) for key, value in report.items()])
-    summary = {"intervention_mean_abs_error": results["intervention_mean_abs_error"],
-               "intervention_tolerance": results["intervention_tolerance"],
-               "skewsize_biased": report["skewsize_biased"], "skewsize_debiased": report["skewsize_debiased"],
-               "bias_edge": list(task.edge), "bias": report,
-               **{key: value for key, value in results.items() if key not in ("intervention_mean_abs_error",
-                                                                              "intervention_tolerance")}}
-    return finish(cfg, model, client, run_id, Path(out_dir), summary)
+    with ccgm_run(cfg, data, "ccgm-debias") as run:
+        model = train(cfg, data, run)
+        results = evaluate(cfg, data, model, run, Path(out_dir))
+        report = bias_report(model, data.scm, data.train_labels.double().numpy(), task,
+                             num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
+        run.log_metrics(report)
+        summary = {"intervention_mean_abs_error": results["intervention_mean_abs_error"],
+                   "intervention_tolerance": results["intervention_tolerance"],
+                   "skewsize_biased": report["skewsize_biased"], "skewsize_debiased": report["skewsize_debiased"],
+                   "bias_edge": list(task.edge), "bias": report,
+                   **{key: value for key, value in results.items() if key not in ("intervention_mean_abs_error",
+                                                                                  "intervention_tolerance")}}
+        return finish(model, run, Path(out_dir), summary)

@@ -20,10 +20,11 @@ import torch
 from sklearn.feature_selection import mutual_info_regression
 
 from genlab.causal.candidates import structural_hamming_distance
-from genlab.causal.ccgm import CCGM
+from genlab.causal.ccgm.model import CCGM
+from genlab.causal.ccgm.sampling import sample
 from genlab.causal.dependence import hsic
 from genlab.causal.graph import CausalGraph
-from genlab.causal.interventions import do_scm, sample
+from genlab.causal.interventions import do_scm
 from genlab.causal.mic import information_coefficients
 from genlab.causal.scm import StructuralCausalModel
 

@@ -7,14 +7,14 @@ from typing import Literal
 from pydantic import Field
 
 from genlab.causal.candidates import ListedCandidate
+from genlab.causal.gen.train import TrainSettings
 from genlab.causal.graph import GraphSpec
-from genlab.causal.models import (CausalGenSettings, CausalModelSettings, CausalVariationalGenSettings,
-                                  FullyConnectedSettings, ModelSettings, VAESettings)
 from genlab.causal.pendulum import PendulumSettings
 from genlab.causal.scm import SCMSettings
 from genlab.causal.splits import SplitSettings
-from genlab.causal.train import TrainSettings
 from genlab.config import StrictModel
+from genlab.models.causal import (CausalGenSettings, CausalModelSettings, CausalVariationalGenSettings,
+                                  FullyConnectedSettings, ModelSettings, VAESettings)
 from genlab.runtime import RaySettings
 
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from genlab.causal.ccgm import CCGM
-from genlab.causal.ccgm_metrics import dependence, independence_band
-from genlab.causal.interventions import cut_scm, sample
+from genlab.causal.ccgm.metrics import dependence, independence_band
+from genlab.causal.ccgm.model import CCGM
+from genlab.causal.ccgm.sampling import sample
+from genlab.causal.ccgm.skewsize import skewsize
+from genlab.causal.interventions import cut_scm
 from genlab.causal.scm import StructuralCausalModel
-from genlab.causal.skewsize import skewsize
 
 
 @dataclass(frozen=True)

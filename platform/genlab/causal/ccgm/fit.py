@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from genlab.causal.ccgm import CCGM
+from genlab.causal.ccgm.model import CCGM
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
 

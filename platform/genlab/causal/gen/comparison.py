@@ -7,15 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from genlab.causal.config import CausalTrainConfig
 from genlab.causal.drawing import draw_graph
+from genlab.causal.gen.config import CausalTrainConfig
+from genlab.causal.gen.ranking import mean_and_se
+from genlab.causal.gen.report import console_table, csv_text, markdown_table
+from genlab.causal.gen.runner import CausalJob, causal_job
+from genlab.causal.gen.trials import CausalTrialCallback, trial_spec
 from genlab.causal.graph import resolve_graph
+from genlab.causal.job import write_reports
 from genlab.causal.pendulum import grid_indices, make_pendulum, pendulum_labels, pendulum_split
-from genlab.causal.report import console_table, csv_text, markdown_table
-from genlab.causal.ranking import mean_and_se
-from genlab.causal.runner import CausalJob, metrics_of, start_job
-from genlab.causal.trials import CausalTrialCallback, trial_spec
-from genlab.tracking import ui_command
 from genlab.visualize import save_image_grid
 
 CAUSAL_KINDS = ("causal_gen", "causal_variational_gen")
@@ -44,18 +44,19 @@ def _pendulum_grid(cfg: CausalTrainConfig, job: CausalJob) -> None:
     scenes = make_pendulum(settings, seed, rows=np.concatenate(picks))
     path = save_image_grid([scenes.images[:GRID_SCENES], scenes.images[GRID_SCENES:]], ["train", "held out"],
                            job.out_dir / "pendulum_split.png")
-    job.client.log_artifact(job.parent_run_id, str(path), "data")
+    job.run.client.log_artifact(job.run.run_id, str(path), "data")
 
 
 def _model_row(job: CausalJob, callback: CausalTrialCallback, name: str, causal: bool) -> dict[str, Any]:
     """One model's results row (OOD error mean and s.e. over seeds, by split), logged to its MLflow run too."""
     row: dict[str, Any] = {"model": name, "causal": causal, "status": "FAILED"}
     if name in callback.finished:
-        ood = job.per_seed(callback.errors[name]["ood_mse"])  # [seeds, splits]
+        errors = callback.replica_errors[name]
+        ood = job.per_seed(errors["ood_mse"])  # [seeds, splits]
         mean, se = mean_and_se(ood.mean(axis=1))
-        row.update(status="FINISHED", ood_mse=mean, ood_mse_se=se, train_mse=float(callback.errors[name]["train_mse"].mean()),
+        row.update(status="FINISHED", ood_mse=mean, ood_mse_se=se, train_mse=float(errors["train_mse"].mean()),
                    ood_mse_by_split=dict(zip(job.split_names, ood.mean(axis=0).tolist())))
-        job.client.log_batch(callback.run_ids[name], metrics=metrics_of(row, RUN_METRICS))
+        job.log_row(callback.run_ids[name], row, RUN_METRICS)
     return row
 
 
@@ -66,16 +67,15 @@ def run_model_comparison(cfg: CausalTrainConfig, out_dir: Path) -> dict[str, Any
     `best_causal`, `best_baseline` and `causal_beats_baselines` (the best causal model's mean
     OOD error is below every baseline's).
     """
-    job = start_job(cfg, resolve_graph(cfg.graph), out_dir, "train")
-    try:
+    with causal_job(cfg, resolve_graph(cfg.graph), out_dir, "train") as job:
         drawing = draw_graph(job.graph, job.graph, job.out_dir / "graph.png", title=f"{job.graph.name} (true)")
-        job.client.log_artifact(job.parent_run_id, str(drawing), "graph")
+        job.run.client.log_artifact(job.run.run_id, str(drawing), "graph")
         if cfg.data.kind == "pendulum":
             _pendulum_grid(cfg, job)
         names = model_names(cfg)
         specs = [trial_spec(name, model, job.graph.structural_prior(), {"model": name},
                             drawing if model.kind in CAUSAL_KINDS else None) for name, model in zip(names, cfg.models)]
-        callback = job.run_trials(cfg, specs)
+        callback = job.run_trials(specs)
         rows = [_model_row(job, callback, name, model.kind in CAUSAL_KINDS) for name, model in zip(names, cfg.models)]
         done = [r for r in rows if r["status"] == "FINISHED"]
         causal = [r for r in done if r["causal"]]
@@ -87,14 +87,10 @@ def run_model_comparison(cfg: CausalTrainConfig, out_dir: Path) -> dict[str, Any
                    "best_baseline": best_baseline and best_baseline["model"],
                    "causal_beats_baselines": (best_causal["ood_mse"] < best_baseline["ood_mse"]
                                               if best_causal and best_baseline else None),
-                   "all_finished": len(done) == len(rows), "mlflow_parent_run_id": job.parent_run_id}
-        job.write_reports({"models.md": markdown_table(rows, COLUMNS), "models.csv": csv_text(rows, COLUMNS)}, summary)
-        job.client.set_terminated(job.parent_run_id, "FINISHED" if summary["all_finished"] else "FAILED")
-    except BaseException:
-        job.client.set_terminated(job.parent_run_id, "FAILED")
-        raise
-    print(console_table(rows, COLUMNS))
-    print(f"\n[genlab] best causal {summary['best_causal']}, best baseline {summary['best_baseline']}; "
-          f"summary: {job.out_dir / 'summary.json'}")
-    print(f"[genlab] look at the runs: {ui_command()}")
+                   "all_finished": len(done) == len(rows), "mlflow_parent_run_id": job.run.run_id}
+        job.run.finish_as(summary["all_finished"])
+        print(console_table(rows, COLUMNS))
+        print(f"\n[genlab] best causal {summary['best_causal']}, best baseline {summary['best_baseline']}")
+        write_reports(job.run, job.out_dir, summary, {"models.md": markdown_table(rows, COLUMNS),
+                                                       "models.csv": csv_text(rows, COLUMNS)})
     return summary

@@ -2,7 +2,7 @@
 
 A replica is one (seed, split) pair: the table drawn for that seed, split on one variable
 into a train part and a deliberately out-of-distribution test tail, both standardised with
-the train part's statistics. All replicas of a model are trained together (see models.py).
+the train part's statistics. All replicas of a model are trained together (see genlab.models.causal).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.causal.models import CausalGenSettings, CausalVariationalGenSettings, VAESettings, build_model
 from genlab.causal.splits import Standardizer, tail_split
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
+from genlab.models.causal import CausalGenSettings, CausalVariationalGenSettings, VAESettings, build_model
 
 
 class TrainSettings(StrictModel):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from genlab.causal.graph import CausalGraph
-from genlab.causal.models import BatchedMLP
+from genlab.models.causal import BatchedMLP
 
 GATE_THRESHOLD = 0.5  # a trainable edge is in the learned graph iff its gate exceeds this (spec 6.4)
 CLOSED_GATE_LOGIT = -30.0  # a pruned gate: sigmoid = 1e-13, so the edge carries nothing

@@ -10,15 +10,15 @@ import numpy as np
 
 from genlab.causal.candidates import (apply_edits, candidates_at_distance, listed_candidate, single_edits,
                                       structural_hamming_distance)
-from genlab.causal.config import CandidateSettings, HypothesisConfig
 from genlab.causal.drawing import draw_graph
+from genlab.causal.gen.config import CandidateSettings, HypothesisConfig
+from genlab.causal.gen.ranking import CandidateResult, summarize
+from genlab.causal.gen.report import console_table, csv_text, markdown_table
+from genlab.causal.gen.runner import causal_job
+from genlab.causal.gen.trials import trial_spec
 from genlab.causal.graph import CausalGraph, resolve_graph
-from genlab.causal.ranking import CandidateResult, summarize
-from genlab.causal.report import console_table, csv_text, markdown_table
-from genlab.causal.runner import metrics_of, start_job
-from genlab.causal.trials import trial_spec
+from genlab.causal.job import write_reports
 from genlab.errors import ConfigError, GenlabError
-from genlab.tracking import ui_command
 
 TRUE_NAME = "true"
 PARENT_METRICS = ("true_graph_rank", "num_candidates", "true_beats_missing_or_reversed")
@@ -58,8 +58,7 @@ def run_hypothesis_test(cfg: HypothesisConfig, out_dir: Path) -> dict[str, Any]:
     """
     truth = resolve_graph(cfg.graph)
     candidates = build_candidates(truth, cfg.candidates)
-    job = start_job(cfg, truth, out_dir, "hypothesis")
-    try:
+    with causal_job(cfg, truth, out_dir, "hypothesis") as job:
         print(f"[genlab] {len(candidates)} candidate graphs, model {cfg.model.kind}")
         specs, distances = [], {}
         for index, graph in enumerate(candidates):
@@ -69,29 +68,26 @@ def run_hypothesis_test(cfg: HypothesisConfig, out_dir: Path) -> dict[str, Any]:
                       "num_edges": str(graph.num_edges), "shd": str(distances[graph.name].shd),
                       "missing": str(distances[graph.name].missing), "extra": str(distances[graph.name].extra)}
             specs.append(trial_spec(graph.name, cfg.model, graph.structural_prior(), params, drawing))
-        job.client.log_artifact(job.parent_run_id, specs[0]["drawing"], "graph")
-        callback = job.run_trials(cfg, specs)
-        results = [CandidateResult(g.name, g, distances[g.name], job.per_seed(callback.errors[g.name]["ood_mse"]),
-                                   job.per_seed(callback.errors[g.name]["train_mse"]))
+        job.run.client.log_artifact(job.run.run_id, specs[0]["drawing"], "graph")
+        callback = job.run_trials(specs)
+        errors = callback.replica_errors
+        results = [CandidateResult(g.name, g, distances[g.name], job.per_seed(errors[g.name]["ood_mse"]),
+                                   job.per_seed(errors[g.name]["train_mse"]))
                    for g in candidates if g.name in callback.finished]
         if TRUE_NAME not in callback.finished:
             raise GenlabError("the true graph's trial failed; see its MLflow run for the error")
         summary = {**summarize(results, TRUE_NAME), "all_finished": len(results) == len(candidates),
-                   "seeds": job.seeds, "mlflow_parent_run_id": job.parent_run_id}
-        for row in summary["ranking"]:
-            job.client.log_batch(callback.run_ids[row["name"]], metrics=metrics_of(row, RUN_METRICS))
-        job.client.log_batch(job.parent_run_id, metrics=metrics_of(summary, {key: key for key in PARENT_METRICS}))
-        job.write_reports({"ranking.md": markdown_table(summary["ranking"], COLUMNS),
-                           "ranking.csv": csv_text(summary["ranking"], COLUMNS + ["edges"])}, summary)
-        job.client.set_terminated(job.parent_run_id, "FINISHED" if summary["all_finished"] else "FAILED")
-    except BaseException:
-        job.client.set_terminated(job.parent_run_id, "FAILED")
-        raise
-    print(console_table(summary["ranking"], COLUMNS))
-    print(f"\n[genlab] true graph rank {summary['true_graph_rank']} of {summary['num_candidates']}; beats every "
-          f"missing/reversed-edge candidate in {summary['true_beats_missing_or_reversed']} of the seeds; "
-          f"summary: {job.out_dir / 'summary.json'}")
-    print(f"[genlab] look at the runs: {ui_command()}")
+                   "seeds": job.seeds, "mlflow_parent_run_id": job.run.run_id}
+        ranking = summary["ranking"]
+        for row in ranking:
+            job.log_row(callback.run_ids[row["name"]], row, RUN_METRICS)
+        job.log_row(job.run.run_id, summary, {key: key for key in PARENT_METRICS})
+        job.run.finish_as(summary["all_finished"])
+        print(console_table(ranking, COLUMNS))
+        print(f"\n[genlab] true graph rank {summary['true_graph_rank']} of {summary['num_candidates']}; beats every "
+              f"missing/reversed-edge candidate in {summary['true_beats_missing_or_reversed']} of the seeds")
+        write_reports(job.run, job.out_dir, summary, {"ranking.md": markdown_table(ranking, COLUMNS),
+                                                       "ranking.csv": csv_text(ranking, COLUMNS + ["edges"])})
     return summary
 
 

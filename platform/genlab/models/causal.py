@@ -12,12 +12,16 @@ never share weights; stacking them only turns many tiny matmuls into a few batch
   a Causal Gen layer maps z to z_hat, per-variable decoders give x_hat. Loss MSE (+ beta KL).
 - Fully connected predictor (5.4): Causal Gen whose every endogenous node sees all other
   variables (the fully connected hypothesis), same networks and training.
-- VAE (5.4): MLP encoder and decoder over the whole row.
+- VAE (5.4, `RowVAE`): MLP encoder and decoder over the whole row.
 
 Each network is initialised from its own seed `(replica seed, role, node)`: two models whose
 node j has the same parents start node j from the same weights and, trained on the same
 tables, see the same batches and dropout draws, so candidate graphs are compared with
-common random numbers.
+common random numbers. (The seed tuple is mixed by numpy's SeedSequence, not
+genlab.runtime.derive_seed: another mixing would change every trained number.)
+
+`BatchedMLP` and `NodeNets` are also the mechanisms and tabular coders of CCGM
+(genlab.causal.ccgm). The training and scoring are genlab.causal.gen.
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ class CausalVariationalGen(nn.Module):
         return ((x_hat - x) ** 2).mean(dim=(1, 2)) + self.beta_kl * _kl_standard_normal(mu, logvar)
 
 
-class VAE(nn.Module):
+class RowVAE(nn.Module):
     """VAE over the whole row: MLP encoder to N(mu, sigma^2) over `latent_dim`, MLP decoder back."""
 
     def __init__(self, num_variables: int, settings: VAESettings, *, seeds: list[int]) -> None:
@@ -247,7 +251,7 @@ def build_model(settings: CausalGenSettings | CausalVariationalGenSettings | VAE
     ignores both (it is not structured).
     """
     if settings.kind == "vae":
-        return VAE(len(exogenous), settings, seeds=seeds)
+        return RowVAE(len(exogenous), settings, seeds=seeds)
     if settings.kind == "causal_variational_gen":
         return CausalVariationalGen(prior, exogenous, settings, seeds=seeds)
     if settings.kind == "fully_connected":

@@ -27,11 +27,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.models.vae import Decoder, Encoder, VAEConfig, bce_per_image
-from genlab.causal.ccgm_layers import CausalVAELayer, CCGMCausalLayer
+from genlab.causal.ccgm.layers import CausalVAELayer, CCGMCausalLayer
 from genlab.causal.graph import CausalGraph, GraphSpec, build_graph
-from genlab.causal.models import DECODER, LOGVAR_ENCODER, MEAN_ENCODER, NodeNets
 from genlab.config import StrictModel
+from genlab.models.causal import DECODER, LOGVAR_ENCODER, MEAN_ENCODER, NodeNets
+from genlab.models.vae import Decoder, Encoder, VAEConfig, bce_per_image
 
 CHECKPOINT_KIND = "ccgm"
 EXOGENOUS_BANK_ROWS = 4096  # encoded training rows kept for sampling exogenous nodes (aggregate posterior)

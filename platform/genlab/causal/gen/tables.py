@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from genlab.causal.config import DataSettings
+from genlab.causal.gen.config import DataSettings
 from genlab.causal.graph import CausalGraph
 from genlab.causal.pendulum import COLUMNS, pendulum_table
 from genlab.causal.scm import scm_dataset

@@ -1,10 +1,10 @@
-"""Ray Tune side of the causal jobs: the trainable, the MLflow callback and the Tune run.
+"""Ray Tune side of the Causal Gen jobs: the trainable, the MLflow callback and the Tune run.
 
 One trial = one model over one structural prior, trained on every replica ((seed, split)
 table) at once. The trial reports `train_loss` every few epochs and, at the end, its OOD and
-train errors per replica. The driver-side callback is the only MLflow writer: a nested run
-per trial (tag `mlflow.parentRunId`) with its params, drawing, `train_loss` per epoch and
-`ood_mse` per seed.
+train errors per replica. The driver-side callback (a genlab.tracking.NestedRunCallback) is
+the only MLflow writer: a nested run per trial (tag `mlflow.parentRunId`) with its params,
+drawing, `train_loss` per epoch and `ood_mse` per seed.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 from pydantic import TypeAdapter
 from ray import tune
 
-from genlab.causal.config import TrialSettings
-from genlab.causal.models import ModelSettings
-from genlab.causal.train import Replica, TrainSettings, ood_errors
+from genlab.causal.gen.config import TrialSettings
+from genlab.causal.gen.train import Replica, TrainSettings, ood_errors
 from genlab.config import StrictModel
-from genlab.tracking import log_params, start_child_run
+from genlab.models.causal import ModelSettings
+from genlab.tracking import NestedRunCallback
 
 REPORT_EVERY = 10  # epochs between train_loss reports
 MODEL_SETTINGS = TypeAdapter(ModelSettings)
@@ -61,66 +60,51 @@ def causal_trial(config: dict[str, Any], *, specs: dict[str, dict[str, Any]], re
                  "train_mse_per_replica": errors["train_mse"].tolist()})
 
 
-class CausalTrialCallback(tune.Callback):
-    """Creates, fills and closes one nested MLflow run per trial; keeps each trial's errors."""
+class CausalTrialCallback(NestedRunCallback):
+    """One nested MLflow run per trial (params, graph drawing, `train_loss` per epoch, `ood_mse` / `train_mse`
+    per seed); keeps each finished trial's errors per replica in `replica_errors`.
 
-    def __init__(self, *, specs: dict[str, dict[str, Any]], tracking_uri: str, experiment_id: str, parent_run_id: str,
-                 tags: dict[str, str], params: dict[str, str], replica_seeds: list[int]) -> None:
-        self.specs = specs
-        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.tags, self.params, self.replica_seeds = tags, params, np.asarray(replica_seeds)
-        self.run_ids: dict[str, str] = {}  # trial name -> MLflow run id
-        self.errors: dict[str, dict[str, np.ndarray]] = {}  # trial name -> ood_mse / train_mse per replica [R]
-        self.finished: set[str] = set()  # names of trials that completed
+    `run` are NestedRunCallback's arguments (tracking_uri, experiment_id, parent_run_id, tags, params).
+    """
 
-    @property
-    def client(self) -> MlflowClient:
-        """Return a client of the tracking store (made per use: the callback may be copied by Tune)."""
-        return MlflowClient(self.tracking_uri)
+    def __init__(self, *, specs: dict[str, dict[str, Any]], replica_seeds: list[int], **run: Any) -> None:
+        super().__init__(**run)
+        self.specs, self.replica_seeds = specs, np.asarray(replica_seeds)
+        self.replica_errors: dict[str, dict[str, np.ndarray]] = {}  # trial name -> ood_mse / train_mse per replica [R]
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Open the trial's nested run (once, even on restart): params, drawing of its graph."""
-        spec = self.specs[trial.config["name"]]
-        if spec["name"] in self.run_ids:
-            return
-        run_id = start_child_run(self.client, experiment=self.experiment_id, parent_run_id=self.parent_run_id,
-                                 run_name=spec["name"], tags={**self.tags, "genlab.trial_id": trial.trial_id})
-        self.run_ids[spec["name"]] = run_id
-        log_params(self.client, run_id, {**self.params, **spec["params"]})
-        if spec["drawing"]:
-            self.client.log_artifact(run_id, spec["drawing"], "graph")
+    def trial_params(self, trial: Any) -> dict[str, str]:
+        """Return the spec's params (model or candidate graph)."""
+        return self.specs[self.trial_name(trial)]["params"]
+
+    def trial_tags(self, trial: Any) -> dict[str, str]:
+        """Return the Tune trial id as tag `genlab.trial_id`."""
+        return {"genlab.trial_id": trial.trial_id}
+
+    def on_run_start(self, run_id: str, trial: Any) -> None:
+        """Log the drawing of the trial's graph (if its spec has one) under `graph/`."""
+        drawing = self.specs[self.trial_name(trial)]["drawing"]
+        if drawing:
+            self.client.log_artifact(run_id, drawing, "graph")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        """Log `train_loss` by epoch; on the final result keep the errors and log `ood_mse` / `train_mse` per seed."""
-        name = trial.config["name"]
-        run_id, now = self.run_ids[name], int(time.time() * 1000)
+        """Keep the errors per replica of a final result, then log the result's metrics."""
+        if "ood_mse_per_replica" in result:
+            self.replica_errors[self.trial_name(trial)] = {key: np.asarray(result[f"{key}_per_replica"])
+                                                           for key in ("ood_mse", "train_mse")}
+        super().on_trial_result(iteration, trials, trial, result, **info)
+
+    def result_metrics(self, trial: Any, result: dict) -> list[Metric]:
+        """Return `train_loss` at its epoch; on the final result also `ood_mse` / `train_mse` per seed (step = seed
+        index, standardised units^2)."""
+        now = int(time.time() * 1000)
         metrics = []
         if "train_loss" in result:
             metrics.append(Metric("train_loss", float(result["train_loss"]), now, int(result["epoch"])))
         if "ood_mse_per_replica" in result:
-            errors = {key: np.asarray(result[f"{key}_per_replica"]) for key in ("ood_mse", "train_mse")}
-            self.errors[name] = errors
             for step, seed in enumerate(dict.fromkeys(self.replica_seeds.tolist())):
-                for key, values in errors.items():
+                for key, values in self.replica_errors[self.trial_name(trial)].items():
                     metrics.append(Metric(key, float(values[self.replica_seeds == seed].mean()), now, step))
-        if metrics:
-            self.client.log_batch(run_id, metrics=metrics)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Close the trial's run as FINISHED."""
-        name = trial.config["name"]
-        self.client.set_terminated(self.run_ids[name], "FINISHED")
-        self.finished.add(name)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        """Close the trial's run as FAILED with the error's last line as tag `error` and the text as error.txt."""
-        run_id = self.run_ids.get(trial.config["name"])
-        if run_id is None:
-            return
-        text = str(trial.get_error() or "unknown error")
-        self.client.set_tag(run_id, "error", text.strip().splitlines()[-1][:5000])
-        self.client.log_text(run_id, text, "error.txt")
-        self.client.set_terminated(run_id, "FAILED")
+        return metrics
 
 
 def run_tune(replicas: list[Replica], exogenous: np.ndarray, *, train: TrainSettings, tune_settings: TrialSettings,

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from genlab.causal.ccgm import CCGMSettings
-from genlab.causal.ccgm_fit import CCGMTrainSettings
+from genlab.causal.ccgm.fit import CCGMTrainSettings
+from genlab.causal.ccgm.model import CCGMSettings
 from genlab.causal.graph import GraphSpec
 from genlab.causal.pendulum import PendulumSettings
 from genlab.causal.scm import SCMSettings
