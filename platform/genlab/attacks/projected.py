@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from genlab.data.convert import PIXEL, to_pixels
+from genlab.runtime import Progress
 
 Schedule = Literal["cosine", "milestones"]
 
@@ -47,6 +48,16 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, kind: Schedule,
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(steps * f) for f in (3 / 8, 5 / 8, 5 / 6)], 0.1)
+
+
+def step_reporter(progress: Progress | None, every: int, label: str, steps: int,
+                  loss_name: str) -> Callable[[int, torch.Tensor], None]:
+    """Return an `on_step` for `projected_adam` that sends `progress` the line '<label> step <s>/<steps>
+    <loss_name> <loss>' every `every` steps (nothing without `progress`)."""
+    def report(step: int, loss: torch.Tensor) -> None:
+        if progress is not None and step % every == 0:
+            progress(f"{label} step {step}/{steps} {loss_name} {loss.item():.4f}")
+    return report
 
 
 def projected_adam(variable: torch.Tensor, bases: torch.Tensor, epsilon: float,

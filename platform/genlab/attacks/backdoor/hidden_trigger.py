@@ -45,7 +45,7 @@ from scipy.optimize import linear_sum_assignment
 
 from genlab.attacks.backdoor.base import BackdoorAttackConfig, choose_target_rows, random_patch_trigger
 from genlab.attacks.features import feature_maps
-from genlab.attacks.projected import projected_adam, quantize_within
+from genlab.attacks.projected import projected_adam, quantize_within, step_reporter
 from genlab.attacks.surrogate import feature_extractor, model_device
 from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
@@ -100,15 +100,12 @@ def craft_hidden_trigger(cfg: HiddenTriggerConfig, train: ImageSet, seed: int,
         (poison_features,) = feature_maps(extractor, poisons, end_to_end=False)
         return matched_feature_distance(poison_features, source_features)
 
-    def report(step: int, loss: torch.Tensor) -> None:
-        if step % cfg.progress_every == 0:
-            progress(f"hidden_trigger step {step}/{cfg.steps} feature distance {loss.item():.4f}")
-
     progress(f"hidden_trigger: {len(rows)} poisons of class {cfg.target_class} against {len(sources)} patched "
              f"sources, {cfg.steps} steps")
     poisons = bases.clone().requires_grad_(True)
     projected_adam(poisons, bases, cfg.epsilon, loss_of, steps=cfg.steps, lr=cfg.step_size * cfg.epsilon,
-                   schedule="cosine", offset=False, signed=False, on_step=report)
+                   schedule="cosine", offset=False, signed=False,
+                   on_step=step_reporter(progress, cfg.progress_every, "hidden_trigger", cfg.steps, "feature distance"))
     images = quantize_within(train.images[rows], poisons.detach(), cfg.epsilon)
     return PoisonSet(base_indices=rows, images=images, labels=train.labels[rows].copy(), attack="hidden_trigger",
                      kind="backdoor", dataset_hash=train.hash, seed=seed, config=cfg.model_dump(mode="json"),

@@ -3,7 +3,7 @@ against the data, the attacker's choice of adversarial class, and one trial's Po
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 import numpy as np
 import torch
@@ -45,6 +45,18 @@ def runner_up_classes(model: nn.Module, images: np.ndarray, labels: np.ndarray) 
                         for start in range(0, len(images), 512)]).cpu()
     logits[torch.arange(len(labels)), torch.as_tensor(labels)] = -torch.inf
     return logits.argmax(dim=1).numpy().astype(np.int64)
+
+
+def best_of_restarts(restarts: int, attempt: Callable[[int], tuple[float, torch.Tensor]],
+                     fallback: torch.Tensor) -> torch.Tensor:
+    """Return the poisons of the attempt (`attempt(restart)` -> (final attack loss, poisons), restart 0..restarts-1)
+    with the lowest loss; `fallback` if no loss is below infinity."""
+    best_loss, best = float("inf"), fallback
+    for restart in range(restarts):
+        loss, poisons = attempt(restart)
+        if loss < best_loss:
+            best_loss, best = loss, poisons
+    return best
 
 
 def check_trial(trial: TargetedTrial, train: ImageSet, test: ImageSet) -> None:

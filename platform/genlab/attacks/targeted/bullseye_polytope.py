@@ -34,16 +34,15 @@ a 16x16 grey image has 256 values to perturb where CIFAR has 3072.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Literal
 
 import torch
 from pydantic import Field
 
 from genlab.attacks.features import feature_maps
-from genlab.attacks.projected import projected_adam, quantize_within, random_start
+from genlab.attacks.projected import projected_adam, quantize_within, random_start, step_reporter
 from genlab.attacks.surrogate import feature_extractor, model_device
-from genlab.attacks.targeted.base import TargetedAttackConfig, check_trial, targeted_poison_set
+from genlab.attacks.targeted.base import TargetedAttackConfig, best_of_restarts, check_trial, targeted_poison_set
 from genlab.attacks.targeted.trials import TargetedTrial
 from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
@@ -82,20 +81,17 @@ def craft_bullseye_polytope(cfg: BullseyePolytopeConfig, train: ImageSet, test: 
     def loss_of(poisons: torch.Tensor) -> torch.Tensor:
         return bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features)
 
-    def report(restart: int, step: int, loss: torch.Tensor) -> None:
-        if progress is not None and step % 100 == 0:
-            progress(f"bullseye_polytope trial {trial.index} restart {restart + 1}/{cfg.restarts} "
-                     f"step {step}/{cfg.steps} feature distance {loss.item():.4f}")
-
     generator = torch.Generator().manual_seed(seed)
-    best_loss, best = float("inf"), bases
-    for restart in range(cfg.restarts):
+
+    def attempt(restart: int) -> tuple[float, torch.Tensor]:
         poisons = (bases.clone() if restart == 0 else random_start(bases, cfg.epsilon, generator)).requires_grad_(True)
+        label = f"bullseye_polytope trial {trial.index} restart {restart + 1}/{cfg.restarts}"
         projected_adam(poisons, bases, cfg.epsilon, loss_of, steps=cfg.steps, lr=cfg.step_size * cfg.epsilon,
-                       schedule="cosine", offset=False, signed=False, on_step=partial(report, restart))
+                       schedule="cosine", offset=False, signed=False,
+                       on_step=step_reporter(progress, 100, label, cfg.steps, "feature distance"))
         with torch.no_grad():
-            final = loss_of(poisons).item()
-        if final < best_loss:
-            best_loss, best = final, poisons.detach()
+            return loss_of(poisons).item(), poisons.detach()
+
+    best = best_of_restarts(cfg.restarts, attempt, fallback=bases)
     images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
     return targeted_poison_set(cfg, train, trial, images, seed=seed)

@@ -41,9 +41,9 @@ import torch
 from pydantic import Field, model_validator
 
 from genlab.attacks.gradient_alignment import alignment_epochs, ensemble_alignment_loss, goal_gradients
-from genlab.attacks.projected import project, projected_adam, quantize_within, random_start
+from genlab.attacks.projected import project, projected_adam, quantize_within, random_start, step_reporter
 from genlab.attacks.surrogate import model_device, surrogate_snapshots
-from genlab.attacks.targeted.base import TargetedAttackConfig, check_trial, targeted_poison_set
+from genlab.attacks.targeted.base import TargetedAttackConfig, best_of_restarts, check_trial, targeted_poison_set
 from genlab.attacks.targeted.trials import TargetedTrial
 from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
@@ -76,23 +76,19 @@ def craft_gradient_matching(cfg: GradientMatchingConfig, train: ImageSet, test: 
     target = to_tensor(test.images[[trial.target_index]], PIXEL, device)
     goals = goal_gradients(models, target, torch.tensor([trial.adversarial_class], device=device))
 
-    def report(restart: int, step: int, loss: torch.Tensor) -> None:
-        if progress is not None and step % 50 == 0:
-            progress(f"gradient_matching trial {trial.index} restart {restart + 1}/{cfg.restarts} "
-                     f"step {step}/{cfg.steps} alignment loss {loss.item():.4f}")
-
     generator = torch.Generator().manual_seed(seed)
-    best_loss, best = float("inf"), bases
-    for restart in range(cfg.restarts):
+
+    def attempt(restart: int) -> tuple[float, torch.Tensor]:
         delta = (random_start(bases, cfg.epsilon, generator) - bases).requires_grad_(True)
+        label = f"gradient_matching trial {trial.index} restart {restart + 1}/{cfg.restarts}"
         projected_adam(delta, bases, cfg.epsilon,
                        partial(ensemble_alignment_loss, models, goals, labels=labels, create_graph=True),
                        steps=cfg.steps, lr=cfg.step_size * cfg.epsilon, schedule="milestones", offset=True,
-                       signed=True, on_step=partial(report, restart))
+                       signed=True, on_step=step_reporter(progress, 50, label, cfg.steps, "alignment loss"))
         with torch.no_grad():
             poisons = project(bases + delta, bases, cfg.epsilon)
-        final = ensemble_alignment_loss(models, goals, poisons, labels, create_graph=False).item()
-        if final < best_loss:
-            best_loss, best = final, poisons
+        return ensemble_alignment_loss(models, goals, poisons, labels, create_graph=False).item(), poisons
+
+    best = best_of_restarts(cfg.restarts, attempt, fallback=bases)
     images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
     return targeted_poison_set(cfg, train, trial, images, seed=seed)
