@@ -1,4 +1,5 @@
-"""The projected optimiser every perturbation attack shares: Adam inside the L-inf ball of radius
+"""The projected optimiser of the perturbation attacks (Gradient Matching, Sleeper Agent, Bullseye
+Polytope, Hidden Trigger): Adam inside the L-inf ball of radius
 epsilon around the clean bases (pixel units, inside [0, 255]), and rounding the result to uint8
 poisons that stay within the budget.
 

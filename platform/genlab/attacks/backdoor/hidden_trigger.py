@@ -20,7 +20,7 @@ phi is the penultimate feature of the victim's pretrained extractor (`pretrained
 written by genlab.train.transfer.save_classifier: the paper's transfer-learning setting, where
 the victim trains a linear head or fine-tunes) or, without one, a classifier trained on the clean
 training set. Adam with a cosine-decayed learning rate `step_size * epsilon` and projection after
-every step, as genlab's Bullseye Polytope.
+every step (genlab.attacks.projected), as genlab's Bullseye Polytope.
 
 Efficacy on the embedded data (tests/test_targeted_efficacy.py): digits 16x16, an extractor
 pretrained on the rows outside a 500-row set, a linear probe trained on that set with 40 of its

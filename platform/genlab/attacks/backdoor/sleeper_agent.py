@@ -9,8 +9,9 @@ as the target class,
 
     min_delta  1 - cos( grad_theta L(f(x_b + delta), y_target), grad_theta L(f(s + patch), y_target) )
 
-with genlab's Gradient Matching loop (signed Adam, projection, `snapshot_epochs` alignment
-along the surrogate's training path). The paper's two additions are here: *data selection*
+with genlab's Gradient Matching objective and loop (genlab.attacks.gradient_alignment and
+genlab.attacks.projected: signed Adam, projection, `snapshot_epochs` alignment along the surrogate's
+training path). The paper's two additions are here: *data selection*
 (the poisons are the target-class rows whose surrogate gradient is largest) and *retraining*
 (the surrogate is retrained from scratch on the current poisoned set `retrain_rounds` times
 during crafting, so the poisons keep working on the model they help produce).
