@@ -1,7 +1,6 @@
 """The projected optimiser of the perturbation attacks (Gradient Matching, Sleeper Agent, Bullseye
-Polytope, Hidden Trigger): Adam inside the L-inf ball of radius
-epsilon around the clean bases (pixel units, inside [0, 255]), and rounding the result to uint8
-poisons that stay within the budget.
+Polytope, Hidden Trigger): Adam inside the L-inf ball of radius epsilon around the clean bases (pixel
+units, inside [0, 255]), and rounding the result to uint8 poisons that stay within the budget.
 
 After every Adam step the poisons are projected back onto the ball. Two forms are in use:
 - Gradient Matching and Sleeper Agent optimise the *offset* delta (poisons = bases + delta) with
