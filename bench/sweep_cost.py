@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.attacks import BadNetsConfig, BlendConfig, NarcissusConfig, PoisonSet, craft_poisons
+from genlab.attacks import BadNetsConfig, BlendConfig, NarcissusConfig, craft_poisons
 from genlab.checkpoints import save_model
 from genlab.data import DatasetConfig, load_dataset
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.base import PurifierSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages

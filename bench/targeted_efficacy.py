@@ -1,7 +1,7 @@
 """Efficacy of a targeted attack against victims trained from scratch: poisoned and clean victims side by side.
 
 Crafts (or reuses from the poison cache) every trial, then trains one victim per trial and one
-clean victim (`genlab.attacks.efficacy`): both success rates with Clopper-Pearson intervals and
+clean victim (`genlab.attacks.targeted.efficacy`): both success rates with Clopper-Pearson intervals and
 Fisher's p, and each target's adversarial log-probability shift with the sign test's p.
 
     python bench/targeted_efficacy.py                      # conf/attacks/gradient_matching.yaml, digits
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.attacks.crafting import CraftPoisonsConfig
-from genlab.attacks.efficacy import measure_targeted_efficacy
+from genlab.attacks.targeted.efficacy import measure_targeted_efficacy
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mlflow.tracking import MlflowClient
 
 from genlab.attacks.crafting import CraftPoisonsConfig, craft_cached
 from genlab.cli import parse_job_args, run_job
@@ -28,7 +27,7 @@ from genlab.config import load_config
 from genlab.data import load_dataset
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
-from genlab.tracking import experiment_id, log_params, params_for, standard_tags, tracking_uri, ui_command
+from genlab.tracking import tracked_run, ui_command
 
 
 def main() -> int:
@@ -39,12 +38,8 @@ def main() -> int:
     train, test = load_dataset(cfg.dataset)
     print(f"[genlab] crafting {cfg.attack.key} on {cfg.dataset.name}: {len(train)} train images {train.shape}, "
           f"hash {train.hash[:12]}")
-    client = MlflowClient(tracking_uri())
-    run_id = client.create_run(experiment_id(cfg.experiment), run_name=f"{cfg.attack.key}-{cfg.dataset.name}-seed{cfg.seed}",
-                               tags={**standard_tags(dataset_hash=train.hash, seed=cfg.seed),
-                                     "genlab.attack": cfg.attack.name}).info.run_id
-    try:
-        log_params(client, run_id, params_for(cfg))
+    with tracked_run(cfg.experiment, run_name=f"{cfg.attack.key}-{cfg.dataset.name}-seed{cfg.seed}", config=cfg,
+                     seed=cfg.seed, dataset_hash=train.hash, tags={"genlab.attack": cfg.attack.name}) as run:
         started = time.perf_counter()
         crafted = craft_cached(cfg.attack, train, test, cfg.seed, Path(cfg.work_dir) / "poisons")
         metrics = {"craft_seconds": time.perf_counter() - started, "trials_crafted": len(crafted.crafted_trials),
@@ -53,17 +48,12 @@ def main() -> int:
             poison = crafted.poison
             moved = np.abs(poison.images.astype(np.int16) - train.images[poison.base_indices].astype(np.int16))
             metrics.update(num_poisons=len(poison.base_indices), max_pixel_change=int(moved.max()))
-            client.set_tag(run_id, "genlab.poison_hash", poison.hash)
+            run.client.set_tag(run.run_id, "genlab.poison_hash", poison.hash)
         if crafted.provenance["surrogate"] is not None:
-            client.set_tag(run_id, "genlab.surrogate_hash", crafted.provenance["surrogate"]["hash"])
-        for name, value in metrics.items():
-            client.log_metric(run_id, name, float(value))
-        client.log_artifacts(run_id, str(crafted.directory), "poisons")
-        client.set_terminated(run_id, "FINISHED")
-    except BaseException as exc:
-        client.set_terminated(run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    summary = {"run_id": run_id, "directory": str(crafted.directory), "metrics": metrics,
+            run.client.set_tag(run.run_id, "genlab.surrogate_hash", crafted.provenance["surrogate"]["hash"])
+        run.log_metrics(metrics)
+        run.client.log_artifacts(run.run_id, str(crafted.directory), "poisons")
+    summary = {"run_id": run.run_id, "directory": str(crafted.directory), "metrics": metrics,
                "poison_path": str(crafted.poison_path) if crafted.poison_path else None,
                "trial_paths": [str(p) for p in crafted.trial_paths], "crafted_trials": crafted.crafted_trials}
     if args.out is not None:

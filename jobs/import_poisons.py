@@ -10,10 +10,10 @@ On success it prints the cached path, to use as `attacks: [{name: imported, path
 
 from pathlib import Path
 
-from genlab.attacks import load_poison_set
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
+from genlab.data.poisonset import load_poison_set_for
 from genlab.sweep.config import SweepConfig
 
 
@@ -22,8 +22,7 @@ def main() -> int:
                           extra=lambda p: p.add_argument("poison_path", type=Path, help="PoisonSet .npz file"))
     cfg = load_config(SweepConfig, args.config, args.overrides)
     train, _ = load_dataset(cfg.dataset)
-    poison = load_poison_set(args.poison_path, train_size=len(train), image_shape=train.shape,
-                             num_classes=len(train.classes), dataset_hash=train.hash, clean_images=train.images)
+    poison = load_poison_set_for(args.poison_path, train)
     target = poison.save(Path(cfg.work_dir) / "poisons" / "imported" / f"{poison.attack}-{poison.hash[:16]}")
     print(f"accepted {len(poison.base_indices)} {poison.kind} poisons ({poison.attack}); cached at {target}")
     return 0

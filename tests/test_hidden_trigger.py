@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 def test_poisons_hide_the_trigger_within_epsilon_and_round_trip(digits, tmp_path):
     from genlab.attacks import HiddenTriggerConfig, craft_poisons
-    from genlab.attacks.poisonset import load_poison_set
+    from genlab.data.poisonset import load_poison_set
     from genlab.train.classifier import ClassifierConfig
 
     train, _ = digits

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.attacks import BlendConfig, NarcissusConfig, craft_poisons, load_poison_set
+from genlab.attacks import BlendConfig, NarcissusConfig, craft_poisons
+from genlab.data.poisonset import load_poison_set
 from genlab.errors import PoisonSetError
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.evaluation import natural_accuracy, poison_success_rate

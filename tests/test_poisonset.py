@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab.attacks import BlendConfig, craft_poisons, load_poison_set
+from genlab.attacks import BlendConfig, craft_poisons
+from genlab.data.poisonset import load_poison_set
 from genlab.errors import PoisonSetError
 
 REPO = Path(__file__).resolve().parents[1]

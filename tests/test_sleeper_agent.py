@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genlab.attacks.targeted_eval import rates_differ, success_rate
+from genlab.attacks.targeted.targeted_eval import rates_differ, success_rate
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 
@@ -11,7 +11,7 @@ from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 def test_from_scratch_victim_follows_the_hidden_trigger(digits, tmp_path):
     """3% poisons (43 class-0 rows), epsilon 32, 6x6 patch, 2 retraining rounds; victims seeded unlike the surrogate."""
     from genlab.attacks import SleeperAgentConfig, craft_poisons
-    from genlab.attacks.poisonset import load_poison_set
+    from genlab.data.poisonset import load_poison_set
 
     train, test = digits
     attack = SleeperAgentConfig(target_class=0, poison_fraction=0.03, epsilon=32, patch_size=6, steps=200,

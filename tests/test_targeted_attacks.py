@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.attacks.poisonset import PoisonSet
-from genlab.attacks.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.attacks.targeted.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.data.poisonset import PoisonSet
 from genlab.errors import PoisonSetError
 from genlab.train.classifier import ClassifierConfig, train_classifier
 
@@ -56,7 +56,8 @@ def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):
     """adversarial_class: runner_up gives each trial the class the attacker's surrogate ranks second for its target."""
     from genlab.attacks import GradientMatchingConfig
     from genlab.attacks.crafting import adversarial_choice, craft_cached, require_whole_set
-    from genlab.attacks.targeted import clean_surrogate, nchw
+    from genlab.attacks.surrogate import clean_surrogate
+    from genlab.data.convert import PIXEL, to_tensor
     from genlab.errors import ConfigError
 
     train, test = digits
@@ -64,7 +65,7 @@ def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):
                                  surrogate=ClassifierConfig(epochs=1, width=8))
     choice = adversarial_choice(cfg, train, test)["runner_up"]
     with torch.no_grad():
-        logits = clean_surrogate(train, cfg.surrogate, 0)(nchw(test.images[:5]))
+        logits = clean_surrogate(train, cfg.surrogate, 0)(to_tensor(test.images[:5], PIXEL))
     assert [int(np.argsort(row)[-2]) if int(row.argmax()) == label else int(row.argmax())
             for row, label in zip(logits.numpy(), test.labels[:5])] == choice[:5].tolist()
     trials = make_trials(train, test, count=3, budget=0.01, seed=0, runner_up=choice)
@@ -80,7 +81,7 @@ def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):
 
 
 def test_clopper_pearson_interval_and_fisher_test():
-    from genlab.attacks.targeted_eval import rates_differ, success_rate
+    from genlab.attacks.targeted.targeted_eval import rates_differ, success_rate
 
     none = success_rate([False] * 10)
     assert (none.rate, none.low) == (0.0, 0.0) and abs(none.high - 0.3085) < 1e-3  # 1 - 0.025 ** (1/10)
@@ -92,7 +93,7 @@ def test_clopper_pearson_interval_and_fisher_test():
 
 def test_log_probability_shift_and_sign_test(digits):
     """The effect measure of bench/targeted_efficacy.py: per-class log-probabilities and the paired sign test."""
-    from genlab.attacks.targeted_eval import adversarial_log_probabilities, fisher_pvalue, sign_test_pvalue, success_rate
+    from genlab.attacks.targeted.targeted_eval import adversarial_log_probabilities, fisher_pvalue, sign_test_pvalue, success_rate
 
     train, _ = digits
     model = train_classifier(train.images[:200], train.labels[:200], 10, ClassifierConfig(epochs=1), seed=0)
@@ -106,7 +107,7 @@ def test_log_probability_shift_and_sign_test(digits):
 @pytest.mark.parametrize("name", ["gradient_matching", "bullseye_polytope"])
 def test_poisons_respect_epsilon_and_round_trip_the_importer(digits, tmp_path, name):
     from genlab.attacks import TARGETED_CRAFTERS, BullseyePolytopeConfig, GradientMatchingConfig
-    from genlab.attacks.poisonset import load_poison_set
+    from genlab.data.poisonset import load_poison_set
 
     train, test = digits
     config = {"gradient_matching": GradientMatchingConfig, "bullseye_polytope": BullseyePolytopeConfig}[name]
@@ -129,8 +130,8 @@ def test_gradient_matching_snapshots_are_the_surrogates_training_path(digits):
     from pydantic import ValidationError
 
     from genlab.attacks import GradientMatchingConfig
-    from genlab.attacks.gradient_matching import alignment_epochs
-    from genlab.attacks.targeted import clean_surrogate, surrogate_snapshots
+    from genlab.attacks.gradient_alignment import alignment_epochs
+    from genlab.attacks.surrogate import clean_surrogate, surrogate_snapshots
 
     surrogate = ClassifierConfig(epochs=2, width=8)
     with pytest.raises(ValidationError, match="snapshot_epochs"):

@@ -1,10 +1,10 @@
 """Targeted attacks work on the embedded data: success on undefended victims far above the no-poison
-rate over the same targets, compared with Fisher's exact test (genlab.attacks.efficacy).
+rate over the same targets, compared with Fisher's exact test (genlab.attacks.targeted.efficacy).
 
 The transfer setting is the paper's linear-transfer setting scaled to digits 16x16: an extractor
 pretrained on the rows outside a 500-row fine-tuning set (50 per class, as BP's 'others' split),
 and a victim that trains a linear probe on that set. Bullseye Polytope crafts one trial per
-target (fixed targets and bases, genlab.attacks.trials); Hidden Trigger Backdoor is scored on
+target (fixed targets and bases, genlab.attacks.targeted.trials); Hidden Trigger Backdoor is scored on
 every triggered non-target test image. Gradient Matching's victims train from scratch; its 48
 targets took 78 minutes on a 2-core CPU, so that test runs with `make test-long`.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab.attacks.efficacy import measure_targeted_efficacy
-from genlab.attacks.targeted_eval import rates_differ, success_rate
+from genlab.attacks.targeted.efficacy import measure_targeted_efficacy
+from genlab.attacks.targeted.targeted_eval import rates_differ, success_rate
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_bullseye_polytope_beats_no_poison_on_a_linear_probe(transfer_setting, t
 def test_hidden_trigger_backdoor_beats_no_poison_on_a_linear_probe(transfer_setting):
     """40 perturbed class-0 rows (8% of the probe set, epsilon 32, no trigger on them) plant a 6x6 patch backdoor."""
     from genlab.attacks import HiddenTriggerConfig
-    from genlab.attacks.hidden_trigger import craft_hidden_trigger
+    from genlab.attacks.backdoor.hidden_trigger import craft_hidden_trigger
 
     probe_set, test, pretrained = transfer_setting
     attack = HiddenTriggerConfig(target_class=0, poison_fraction=0.08, epsilon=32, patch_size=6, steps=300,

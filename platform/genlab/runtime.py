@@ -19,6 +19,11 @@ T = TypeVar("T")
 Progress = Callable[[str], None]  # receives one human-readable line about long work (e.g. print)
 
 
+def print_progress(line: str) -> None:
+    """The default `Progress`: print `line` prefixed with [genlab], flushed at once."""
+    print(f"[genlab] {line}", flush=True)
+
+
 def resolve_device(name: str) -> torch.device:
     """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' ('auto' = cuda when available).
 

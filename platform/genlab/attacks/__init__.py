@@ -1,45 +1,22 @@
-"""Poison crafting and the PoisonSet format.
+"""Poison crafting, in two wings over shared machinery.
 
-`AttackConfig` is the union of every attack's config, told apart by `name`; `craft_poisons`
-dispatches to the attack's crafting function. A new attack adds its config class to the union
-and its function to `CRAFTERS`.
+- `backdoor/`: attacks whose poisons teach a trigger (badnets, blend, narcissus, hidden_trigger,
+  sleeper_agent) and what they share (`backdoor.base`).
+- `targeted/`: attacks that flip chosen test images (gradient_matching, bullseye_polytope), what they
+  share (`targeted.base`), the trials protocol, success rates and efficacy against victims.
+- Shared: the registry (`AttackConfig`, `craft_poisons`), the crafting cache (`crafting`), the importer of
+  external poisons (`imported`), the projected optimiser (`projected`), the attacker's surrogate models
+  (`surrogate`), gradient alignment (`gradient_alignment`) and collided features (`features`).
+
+The PoisonSet format lives in `genlab.data.poisonset`.
 """
 
-from __future__ import annotations
+from genlab.attacks.backdoor import (BadNetsConfig, BlendConfig, HiddenTriggerConfig, NarcissusConfig,
+                                     SleeperAgentConfig)
+from genlab.attacks.imported import ImportedPoisonConfig
+from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
+from genlab.attacks.targeted import BullseyePolytopeConfig, GradientMatchingConfig
 
-from typing import Annotated, Callable, Union
-
-from pydantic import Field
-
-from genlab.attacks.badnets import BadNetsConfig, craft_badnets
-from genlab.attacks.blend import BlendConfig, craft_blend
-from genlab.attacks.bullseye_polytope import BullseyePolytopeConfig, craft_bullseye_polytope
-from genlab.attacks.gradient_matching import GradientMatchingConfig, craft_gradient_matching
-from genlab.attacks.hidden_trigger import HiddenTriggerConfig, craft_hidden_trigger
-from genlab.attacks.imported import ImportedPoisonConfig, load_imported
-from genlab.attacks.narcissus import NarcissusConfig, craft_narcissus
-from genlab.attacks.poisonset import PoisonSet, Trigger, load_poison_set
-from genlab.attacks.sleeper_agent import SleeperAgentConfig, craft_sleeper_agent
-from genlab.data.imageset import ImageSet
-
-AttackConfig = Annotated[Union[BadNetsConfig, BlendConfig, ImportedPoisonConfig, NarcissusConfig, HiddenTriggerConfig,
-                               SleeperAgentConfig, GradientMatchingConfig, BullseyePolytopeConfig],
-                         Field(discriminator="name")]
-
-CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"badnets": craft_badnets, "blend": craft_blend,
-                                                 "imported": load_imported, "narcissus": craft_narcissus,
-                                                 "hidden_trigger": craft_hidden_trigger,
-                                                 "sleeper_agent": craft_sleeper_agent}
-
-# Targeted attacks, crafted per trial: (cfg, train, test, trial, seed, progress) -> PoisonSet (genlab.attacks.crafting).
-TARGETED_CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"gradient_matching": craft_gradient_matching,
-                                                          "bullseye_polytope": craft_bullseye_polytope}
-
-
-def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig | HiddenTriggerConfig
-                  | SleeperAgentConfig, train: ImageSet, seed: int) -> PoisonSet:
-    """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`."""
-    return CRAFTERS[cfg.name](cfg, train, seed)
-
-
-__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig", "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "PoisonSet", "SleeperAgentConfig", "TARGETED_CRAFTERS", "Trigger", "craft_poisons", "load_poison_set"]
+__all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig",
+           "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "SleeperAgentConfig", "TARGETED_CRAFTERS",
+           "craft_poisons"]

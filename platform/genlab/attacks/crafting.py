@@ -4,14 +4,14 @@ A crafted attack lives in `<root>/<attack>-<key>/`:
 
     <attack>-<key>.npz/.json   the whole PoisonSet (targeted: every trial merged), the file a sweep
                                references as `{name: imported, path: ...}`
-    trials.json                targeted only: the trials protocol (genlab.attacks.trials)
+    trials.json                targeted only: the trials protocol (genlab.attacks.targeted.trials)
     trial-0003.npz/.json       targeted only: one trial's PoisonSet, written atomically when it is done
     provenance.json            dataset hash, attack config, seed, surrogate, code version
 
 Targeted attacks are crafted trial by trial: a rerun after a kill loads the finished trials and
 crafts only the rest, so the result equals an uninterrupted run. With Ray connected the trials are
 Ray tasks (`genlab.runtime.map_calls`); each set comes back to this process, which saves it. Every file read back is
-validated by `load_poison_set` (indices, shapes, epsilon budget, dataset hash).
+validated by `load_poison_set_for` (indices, shapes, epsilon budget, dataset hash).
 """
 
 from __future__ import annotations
@@ -21,24 +21,23 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import Field
 
-from genlab.attacks import TARGETED_CRAFTERS, AttackConfig, craft_poisons
-from genlab.attacks.narcissus import NarcissusConfig
-from genlab.attacks.poisonset import PoisonSet, load_poison_set
-from genlab.attacks.targeted import clean_surrogate, runner_up_classes
-from genlab.attacks.trials import TargetedTrial, load_trials, make_trials, merge_targeted, save_trials
+from genlab.attacks.backdoor.narcissus import NarcissusConfig
+from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
+from genlab.attacks.surrogate import clean_surrogate
+from genlab.attacks.targeted.base import runner_up_classes
+from genlab.attacks.targeted.trials import TargetedTrial, load_trials, make_trials, merge_targeted, save_trials
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet, load_poison_set_for
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
-from genlab.runtime import RaySettings, map_calls
+from genlab.runtime import Progress, RaySettings, map_calls, print_progress
 from genlab.tracking import git_commit
-
-Progress = Callable[[str], None]
 
 
 class CraftPoisonsConfig(StrictModel):
@@ -96,12 +95,6 @@ def surrogate_description(cfg: Any, dataset_hash: str) -> dict[str, Any] | None:
     return {**description, "hash": hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()}
 
 
-def load_validated(path: Path, train: ImageSet) -> PoisonSet:
-    """Return the PoisonSet at `path`, validated against `train` (PoisonSetError if inconsistent)."""
-    return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
-                           dataset_hash=train.hash, clean_images=train.images)
-
-
 def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str | Path,
                  progress: Progress | None = None) -> CraftedPoisons:
     """Return attack `cfg`'s PoisonSet against `train`, crafted into (or read back from) the cache under `root`.
@@ -110,7 +103,7 @@ def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str
     each saved when done and skipped on a rerun; their sets are merged when they share an
     adversarial class. `progress` gets one line per trial (default: print).
     """
-    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    progress = progress or print_progress
     key = cache_key(train.hash, cfg, seed)
     directory = Path(root) / f"{cfg.name}-{key}"
     poison_path = directory / f"{cfg.name}-{key}.npz"
@@ -121,7 +114,7 @@ def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str
         crafted = []
         if poison_path.with_suffix(".json").is_file():
             progress(f"{cfg.name}: reusing the crafted set {poison_path}")
-            poison = load_validated(poison_path, train)
+            poison = load_poison_set_for(poison_path, train)
         else:
             progress(f"{cfg.name}: crafting into {directory}")
             poison, crafted = craft_poisons(cfg, train, seed), [0]
@@ -146,7 +139,7 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
     todo = [i for i, path in enumerate(paths) if not path.with_suffix(".json").is_file()]
     by_trial: dict[int, PoisonSet] = {}
     for i in sorted(set(range(len(trials))) - set(todo)):
-        by_trial[i] = load_validated(paths[i], train)
+        by_trial[i] = load_poison_set_for(paths[i], train)
         progress(f"{labels[i]}: finished before, reused")
 
     def save(k: int, crafted_trial: tuple[PoisonSet, float]) -> None:
@@ -162,7 +155,7 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
         return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance, trials, sets)
     if crafted or not poison_path.with_suffix(".json").is_file():
         merge_targeted(sets).save(poison_path)
-    return CraftedPoisons(directory, load_validated(poison_path, train), poison_path, paths, trials_path, crafted,
+    return CraftedPoisons(directory, load_poison_set_for(poison_path, train), poison_path, paths, trials_path, crafted,
                           provenance, trials, sets)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from genlab.attacks.poisonset import PoisonSet, load_poison_set
 from genlab.config import StrictModel
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet, load_poison_set_for
 
 
 class ImportedPoisonConfig(StrictModel):
@@ -24,5 +24,4 @@ class ImportedPoisonConfig(StrictModel):
 
 def load_imported(cfg: ImportedPoisonConfig, train: ImageSet, seed: int) -> PoisonSet:
     """Return the validated PoisonSet at `cfg.path` (refused with the reason if inconsistent)."""
-    return load_poison_set(cfg.path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
-                           dataset_hash=train.hash, clean_images=train.images)
+    return load_poison_set_for(cfg.path, train)

@@ -9,8 +9,8 @@ import ray
 import torch
 from ray import tune
 
-from genlab.attacks import PoisonSet
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from genlab.attacks.poisonset import PoisonSet
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.train.classifier import predict
 
 

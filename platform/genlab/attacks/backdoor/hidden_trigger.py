@@ -20,7 +20,7 @@ phi is the penultimate feature of the victim's pretrained extractor (`pretrained
 written by genlab.train.transfer.save_classifier: the paper's transfer-learning setting, where
 the victim trains a linear head or fine-tunes) or, without one, a classifier trained on the clean
 training set. Adam with a cosine-decayed learning rate `step_size * epsilon` and projection after
-every step, as genlab's Bullseye Polytope.
+every step (genlab.attacks.projected), as genlab's Bullseye Polytope.
 
 Efficacy on the embedded data (tests/test_targeted_efficacy.py): digits 16x16, an extractor
 pretrained on the rows outside a 500-row set, a linear probe trained on that set with 40 of its
@@ -39,19 +39,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 import torch
 from pydantic import Field
 from scipy.optimize import linear_sum_assignment
-from torch import nn
 
-from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows, random_patch_trigger
-from genlab.attacks.bullseye_polytope import feature_maps
-from genlab.attacks.poisonset import PoisonSet, Trigger
-from genlab.attacks.targeted import Progress, clean_surrogate, model_device, nchw, project, quantize_within
+from genlab.attacks.backdoor.base import BackdoorAttackConfig, choose_target_rows, random_patch_trigger
+from genlab.attacks.features import feature_maps
+from genlab.attacks.projected import projected_adam, quantize_within, step_reporter
+from genlab.attacks.surrogate import feature_extractor, model_device
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
-from genlab.train.classifier import ClassifierConfig, resolve_device
-from genlab.train.transfer import load_classifier
+from genlab.data.poisonset import PoisonSet
+from genlab.runtime import Progress, print_progress
+from genlab.train.classifier import ClassifierConfig
 
 
 class HiddenTriggerConfig(BackdoorAttackConfig):
@@ -83,40 +83,30 @@ def craft_hidden_trigger(cfg: HiddenTriggerConfig, train: ImageSet, seed: int,
     true labels, and the patch trigger that activates the backdoor at test time."""
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
-    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
-    extractor = extractor_for(cfg, train)
+    progress = progress or print_progress
+    extractor = feature_extractor(cfg.pretrained, train, cfg.surrogate, cfg.surrogate_seed)
     device = model_device(extractor)
     trigger = random_patch_trigger(train.shape, cfg.patch_size, seed)
     rows = choose_target_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
-    sources = nchw(trigger.apply(train.images[train.labels != cfg.target_class]), device)
-    bases = nchw(train.images[rows], device)
-    poisons = bases.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([poisons], lr=cfg.step_size * cfg.epsilon)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
+    sources = to_tensor(trigger.apply(train.images[train.labels != cfg.target_class]), PIXEL, device)
+    bases = to_tensor(train.images[rows], PIXEL, device)
     generator = torch.Generator().manual_seed(seed)
-    progress(f"hidden_trigger: {len(rows)} poisons of class {cfg.target_class} against {len(sources)} patched "
-             f"sources, {cfg.steps} steps")
-    for step in range(cfg.steps):
+
+    def loss_of(poisons: torch.Tensor) -> torch.Tensor:
+        """A fresh batch of patched sources, one per poison, paired with the poisons by feature distance."""
         batch = sources[torch.randperm(len(sources), generator=generator)[:len(rows)].to(device)]
         with torch.no_grad():
             (source_features,) = feature_maps(extractor, batch, end_to_end=False)
         (poison_features,) = feature_maps(extractor, poisons, end_to_end=False)
-        loss = matched_feature_distance(poison_features, source_features)
-        (poisons.grad,) = torch.autograd.grad(loss, poisons)
-        optimizer.step()
-        schedule.step()
-        with torch.no_grad():
-            poisons.copy_(project(poisons, bases, cfg.epsilon))
-        if (step + 1) % cfg.progress_every == 0:
-            progress(f"hidden_trigger step {step + 1}/{cfg.steps} feature distance {loss.item():.4f}")
+        return matched_feature_distance(poison_features, source_features)
+
+    progress(f"hidden_trigger: {len(rows)} poisons of class {cfg.target_class} against {len(sources)} patched "
+             f"sources, {cfg.steps} steps")
+    poisons = bases.clone().requires_grad_(True)
+    projected_adam(poisons, bases, cfg.epsilon, loss_of, steps=cfg.steps, lr=cfg.step_size * cfg.epsilon,
+                   schedule="cosine", offset=False, signed=False,
+                   on_step=step_reporter(progress, cfg.progress_every, "hidden_trigger", cfg.steps, "feature distance"))
     images = quantize_within(train.images[rows], poisons.detach(), cfg.epsilon)
     return PoisonSet(base_indices=rows, images=images, labels=train.labels[rows].copy(), attack="hidden_trigger",
                      kind="backdoor", dataset_hash=train.hash, seed=seed, config=cfg.model_dump(mode="json"),
                      target_class=cfg.target_class, epsilon=cfg.epsilon, trigger=trigger)
-
-
-def extractor_for(cfg: HiddenTriggerConfig, train: ImageSet) -> nn.Module:
-    """Return the feature extractor the poisons are optimised against: `pretrained`, or a clean surrogate."""
-    if cfg.pretrained is not None:
-        return load_classifier(cfg.pretrained, resolve_device(cfg.surrogate.device))
-    return clean_surrogate(train, cfg.surrogate, cfg.surrogate_seed)

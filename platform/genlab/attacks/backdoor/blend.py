@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from genlab.attacks.base import BackdoorAttackConfig, dirty_label_backdoor
-from genlab.attacks.poisonset import PoisonSet, Trigger
+from genlab.attacks.backdoor.base import BackdoorAttackConfig, dirty_label_backdoor
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet, Trigger
 
 
 class BlendConfig(BackdoorAttackConfig):

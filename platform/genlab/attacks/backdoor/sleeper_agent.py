@@ -9,8 +9,9 @@ as the target class,
 
     min_delta  1 - cos( grad_theta L(f(x_b + delta), y_target), grad_theta L(f(s + patch), y_target) )
 
-with genlab's Gradient Matching loop (signed Adam, projection, `snapshot_epochs` alignment
-along the surrogate's training path). The paper's two additions are here: *data selection*
+with genlab's Gradient Matching objective and loop (genlab.attacks.gradient_alignment and
+genlab.attacks.projected: signed Adam, projection, `snapshot_epochs` alignment along the surrogate's
+training path). The paper's two additions are here: *data selection*
 (the poisons are the target-class rows whose surrogate gradient is largest) and *retraining*
 (the surrogate is retrained from scratch on the current poisoned set `retrain_rounds` times
 during crafting, so the poisons keep working on the model they help produce).
@@ -27,6 +28,7 @@ Implemented natively on genlab's Gradient Matching (see that module for why not 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -34,11 +36,15 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from genlab.attacks.base import BackdoorAttackConfig, random_patch_trigger
-from genlab.attacks.gradient_matching import alignment_epochs, alignment_loss, parameter_gradient
-from genlab.attacks.poisonset import PoisonSet
-from genlab.attacks.targeted import Progress, model_device, nchw, project, quantize_within, surrogate_snapshots
+from genlab.attacks.backdoor.base import BackdoorAttackConfig, random_patch_trigger
+from genlab.attacks.gradient_alignment import (alignment_epochs, ensemble_alignment_loss, goal_gradients,
+                                               parameter_gradient)
+from genlab.attacks.projected import projected_adam, quantize_within, random_start
+from genlab.attacks.surrogate import model_device, surrogate_snapshots
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
+from genlab.runtime import Progress, print_progress
 from genlab.train.classifier import ClassifierConfig
 
 
@@ -55,7 +61,7 @@ class SleeperAgentConfig(BackdoorAttackConfig):
     source_batch: int = Field(128, ge=1)  # patched source images in the backdoor gradient
     surrogate: ClassifierConfig = ClassifierConfig(epochs=8)  # the attacker's model, trained from scratch
     surrogate_seed: int = 0  # seed of the first surrogate; retraining round r uses surrogate_seed + r
-    snapshot_epochs: list[int] = []  # surrogate epochs also aligned at (genlab.attacks.gradient_matching)
+    snapshot_epochs: list[int] = []  # surrogate epochs also aligned at (genlab.attacks.gradient_alignment)
 
     @model_validator(mode="after")
     def _snapshots_within_training(self) -> "SleeperAgentConfig":
@@ -68,9 +74,10 @@ def largest_gradient_rows(model: nn.Module, train: ImageSet, target_class: int, 
     candidates = np.flatnonzero(train.labels == target_class)
     if count > len(candidates):
         raise ValueError(f"{count} poisons need {count} rows of class {target_class}, only {len(candidates)} exist")
-    labels = torch.tensor([target_class], device=model_device(model))
+    device = model_device(model)
+    labels = torch.tensor([target_class], device=device)
     norms = [torch.sqrt(sum(g.pow(2).sum() for g in parameter_gradient(
-        model, nchw(train.images[[row]], model_device(model)), labels, create_graph=False))).item() for row in candidates]
+        model, to_tensor(train.images[[row]], PIXEL, device), labels, create_graph=False))).item() for row in candidates]
     return np.sort(candidates[np.argsort(norms)[::-1][:count]]).astype(np.int64)
 
 
@@ -80,7 +87,7 @@ def craft_sleeper_agent(cfg: SleeperAgentConfig, train: ImageSet, seed: int,
     labels, and the patch trigger that activates the backdoor at test time."""
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
-    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    progress = progress or print_progress
     epochs = alignment_epochs(cfg.snapshot_epochs, cfg.surrogate.epochs)
     models = surrogate_snapshots(train, cfg.surrogate, cfg.surrogate_seed, epochs)
     device = model_device(models[0])
@@ -89,29 +96,18 @@ def craft_sleeper_agent(cfg: SleeperAgentConfig, train: ImageSet, seed: int,
     trigger = random_patch_trigger(train.shape, cfg.patch_size, seed)
     generator = torch.Generator().manual_seed(seed)
     sources = train.images[train.labels != cfg.target_class]
-    patched = nchw(trigger.apply(sources[torch.randperm(len(sources), generator=generator)[:cfg.source_batch].numpy()]),
-                   device)
-    bases = nchw(train.images[rows], device)
+    patched = to_tensor(trigger.apply(sources[torch.randperm(len(sources), generator=generator)[:cfg.source_batch].numpy()]),
+                        PIXEL, device)
+    bases = to_tensor(train.images[rows], PIXEL, device)
     labels = torch.full((len(rows),), cfg.target_class, device=device)
-    delta = (project(bases + (torch.rand(bases.shape, generator=generator) * 2 - 1).to(device) * cfg.epsilon,
-                     bases, cfg.epsilon) - bases).requires_grad_(True)
+    delta = (random_start(bases, cfg.epsilon, generator) - bases).requires_grad_(True)
     rounds = cfg.retrain_rounds + 1
     for round_ in range(rounds):
-        backdoor = [[g.detach() for g in parameter_gradient(m, patched, torch.full((len(patched),), cfg.target_class,
-                                                                                    device=device), create_graph=False)]
-                    for m in models]
-        optimizer = torch.optim.Adam([delta], lr=cfg.step_size * cfg.epsilon)
-        steps = max(1, cfg.steps // rounds)
-        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(steps * f) for f in (3 / 8, 5 / 8, 5 / 6)], 0.1)
-        for _ in range(steps):
-            loss = sum(alignment_loss(parameter_gradient(m, bases + delta, labels, create_graph=True), g)
-                       for m, g in zip(models, backdoor)) / len(models)
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta.grad = grad.sign()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                delta.copy_(project(bases + delta, bases, cfg.epsilon) - bases)
+        goals = goal_gradients(models, patched, torch.full((len(patched),), cfg.target_class, device=device))
+        loss = projected_adam(delta, bases, cfg.epsilon,
+                              partial(ensemble_alignment_loss, models, goals, labels=labels, create_graph=True),
+                              steps=max(1, cfg.steps // rounds), lr=cfg.step_size * cfg.epsilon, schedule="milestones",
+                              offset=True, signed=True)
         progress(f"sleeper_agent round {round_ + 1}/{rounds}: alignment loss {loss.item():.4f}")
         if round_ < cfg.retrain_rounds:
             poisoned = train.replace_rows(rows, quantize_within(train.images[rows], bases + delta.detach(), cfg.epsilon),

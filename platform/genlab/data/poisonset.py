@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genlab.data.imageset import ImageSet
 from genlab.errors import PoisonSetError
 from genlab.fileio import save_npz_atomic, write_text_atomic
 
@@ -137,6 +138,13 @@ def load_poison_set(path: str | Path, *, train_size: int, image_shape: tuple[int
                      dataset_hash=str(meta["dataset_hash"]), seed=int(meta["seed"]), config=meta.get("config") or {},
                      target_class=meta.get("target_class"), target_test_indices=list(meta.get("target_test_indices") or []),
                      epsilon=epsilon, trigger=trigger, test_magnitude=float(magnitude))
+
+
+def load_poison_set_for(path: str | Path, train: ImageSet) -> PoisonSet:
+    """Return the PoisonSet at `path` validated against the clean training set `train` (its size, image shape,
+    classes, hash, and the epsilon budget against its images); raise `PoisonSetError` if inconsistent."""
+    return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
+                           dataset_hash=train.hash, clean_images=train.images)
 
 
 def _check(condition: bool, path: Path, reason: str) -> None:

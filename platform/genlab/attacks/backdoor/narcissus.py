@@ -16,20 +16,21 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows
-from genlab.attacks.poisonset import PoisonSet, Trigger
+from genlab.attacks.backdoor.base import BackdoorAttackConfig, choose_target_rows
+from genlab.attacks.surrogate import model_device
 from genlab.data import DatasetConfig, load_dataset
+from genlab.data.convert import PIXEL, match_format, to_tensor
 from genlab.data.imageset import ImageSet
-from genlab.train.classifier import ClassifierConfig, to_tensor, train_classifier
-
-Progress = Callable[[str], None]
+from genlab.data.poisonset import PoisonSet, Trigger
+from genlab.runtime import Progress, print_progress
+from genlab.train.classifier import ClassifierConfig, train_classifier
 
 
 class NarcissusConfig(BackdoorAttackConfig):
@@ -51,13 +52,8 @@ class NarcissusConfig(BackdoorAttackConfig):
 
 def pood_set(cfg: NarcissusConfig, shape: tuple[int, int, int]) -> ImageSet:
     """Return the POOD training split (uint8 NHWC, its own labels) at the victim's image `shape` (H, W, C)."""
-    h, _, c = shape
-    pood, _ = load_dataset(DatasetConfig(name=cfg.pood, image_size=h, samples_per_class=cfg.pood_samples_per_class))
-    images = pood.images
-    if images.shape[3] != c:
-        images = (images.astype(np.float32).mean(axis=3, keepdims=True).round().astype(np.uint8) if c == 1
-                  else np.repeat(images, c, axis=3))
-    return ImageSet(images, pood.labels, pood.classes)
+    pood, _ = load_dataset(DatasetConfig(name=cfg.pood, image_size=shape[0], samples_per_class=cfg.pood_samples_per_class))
+    return ImageSet(match_format(pood.images, shape), pood.labels, pood.classes)
 
 
 def train_surrogate(cfg: NarcissusConfig, train: ImageSet, pood: ImageSet) -> torch.nn.Module:
@@ -76,8 +72,8 @@ def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: n
     Minimises the surrogate's cross-entropy of the target class (its class `target_index`) on
     `clip(x + delta, 0, 255)` over minibatches of `images` (POOD + target class).
     """
-    device = next(surrogate.parameters()).device
-    data = to_tensor(images, device)
+    device = model_device(surrogate)
+    data = to_tensor(images, PIXEL, device)
     generator = torch.Generator().manual_seed(seed)
     delta = torch.zeros((1, *data.shape[1:]), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=cfg.trigger_lr)
@@ -102,7 +98,7 @@ def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: 
     """
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
-    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    progress = progress or print_progress
     pood = pood_set(cfg, train.shape)
     progress(f"narcissus surrogate: {len(pood)} POOD ({cfg.pood}) + target-class {cfg.target_class} images, "
              f"{cfg.surrogate.epochs} epochs")

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.attacks.poisonset import PoisonSet
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.errors import PoisonSetError
 from genlab.fileio import write_json_atomic
 

@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from genlab.attacks.crafting import Progress, craft_cached, is_targeted
-from genlab.attacks.poisonset import PoisonSet
-from genlab.attacks.targeted_eval import (SuccessRate, adversarial_log_probabilities, fisher_pvalue,
-                                          sign_test_pvalue, success_rate, targeted_hits)
+from genlab.attacks.crafting import craft_cached, is_targeted
+from genlab.attacks.targeted.targeted_eval import (SuccessRate, adversarial_log_probabilities, fisher_pvalue,
+                                                   sign_test_pvalue, success_rate, targeted_hits)
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.errors import ConfigError
-from genlab.runtime import map_calls
+from genlab.runtime import Progress, map_calls, print_progress
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 
@@ -69,7 +69,7 @@ def measure_targeted_efficacy(attack: Any, train: ImageSet, test: ImageSet, *, s
     """
     if not is_targeted(attack):
         raise ConfigError(f"attack.name: {attack.name} is not a targeted attack")
-    progress = progress or (lambda line: print(f"[genlab] {line}", flush=True))
+    progress = progress or print_progress
     crafted = craft_cached(attack, train, test, seed, root, progress)
     trials = crafted.trials
     targets = test.images[[t.target_index for t in trials]]

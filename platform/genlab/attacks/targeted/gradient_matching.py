@@ -34,19 +34,21 @@ repeats it with bench/targeted_efficacy.py, is in bench/gradient_matching_result
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
-from torch import nn
 
-from genlab.attacks.poisonset import PoisonSet
-from genlab.attacks.targeted import (Progress, TargetedAttackConfig, check_trial, model_device, nchw,
-                                     project, quantize_within, surrogate_snapshots,
-                                     targeted_poison_set)
-from genlab.attacks.trials import TargetedTrial
+from genlab.attacks.gradient_alignment import alignment_epochs, ensemble_alignment_loss, goal_gradients
+from genlab.attacks.projected import project, projected_adam, quantize_within, random_start, step_reporter
+from genlab.attacks.surrogate import model_device, surrogate_snapshots
+from genlab.attacks.targeted.base import TargetedAttackConfig, best_of_restarts, check_trial, targeted_poison_set
+from genlab.attacks.targeted.trials import TargetedTrial
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
+from genlab.runtime import Progress
 
 
 class GradientMatchingConfig(TargetedAttackConfig):
@@ -63,71 +65,30 @@ class GradientMatchingConfig(TargetedAttackConfig):
         return self
 
 
-def alignment_epochs(snapshot_epochs: list[int], surrogate_epochs: int) -> tuple[int, ...]:
-    """Return the surrogate epochs poisons are aligned at: `snapshot_epochs` plus the final one, ascending.
-
-    Raises ValueError naming `snapshot_epochs` if one lies outside 1..surrogate_epochs.
-    """
-    if any(not 1 <= e <= surrogate_epochs for e in snapshot_epochs):
-        raise ValueError(f"snapshot_epochs {snapshot_epochs} must lie in 1..surrogate.epochs ({surrogate_epochs})")
-    return tuple(sorted({*snapshot_epochs, surrogate_epochs}))
-
-
-def parameter_gradient(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                       create_graph: bool) -> list[torch.Tensor]:
-    """Return d(mean cross-entropy)/d(parameter) for every trainable parameter of `model`."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    loss = F.cross_entropy(model(images), labels)
-    return list(torch.autograd.grad(loss, params, create_graph=create_graph))
-
-
-def alignment_loss(poison_grad: list[torch.Tensor], target_grad: list[torch.Tensor]) -> torch.Tensor:
-    """Return 1 - cosine similarity of two parameter gradients (0 = aligned, 2 = opposite)."""
-    dot = sum((p * t).sum() for p, t in zip(poison_grad, target_grad))
-    poison_norm = torch.sqrt(sum(p.pow(2).sum() for p in poison_grad))
-    target_norm = torch.sqrt(sum(t.pow(2).sum() for t in target_grad))
-    return 1 - dot / (poison_norm * target_norm)
-
-
 def craft_gradient_matching(cfg: GradientMatchingConfig, train: ImageSet, test: ImageSet, trial: TargetedTrial,
                             seed: int, progress: Progress | None = None) -> PoisonSet:
     """Return the trial's Witches' Brew PoisonSet: its base rows perturbed within `cfg.epsilon` pixels, true labels."""
     check_trial(trial, train, test)
     models = surrogate_snapshots(train, cfg.surrogate, cfg.surrogate_seed, alignment_epochs(cfg.snapshot_epochs, cfg.surrogate.epochs))
     device = model_device(models[0])
-    bases = nchw(train.images[trial.base_indices], device)
+    bases = to_tensor(train.images[trial.base_indices], PIXEL, device)
     labels = torch.as_tensor(train.labels[trial.base_indices], device=device)
-    target = nchw(test.images[[trial.target_index]], device)
-    adversarial = torch.tensor([trial.adversarial_class], device=device)
-    target_grads = [[g.detach() for g in parameter_gradient(m, target, adversarial, create_graph=False)] for m in models]
-
-    def ensemble_loss(poisons: torch.Tensor, create_graph: bool) -> torch.Tensor:
-        return sum(alignment_loss(parameter_gradient(m, poisons, labels, create_graph=create_graph), g)
-                   for m, g in zip(models, target_grads)) / len(models)
+    target = to_tensor(test.images[[trial.target_index]], PIXEL, device)
+    goals = goal_gradients(models, target, torch.tensor([trial.adversarial_class], device=device))
 
     generator = torch.Generator().manual_seed(seed)
-    milestones = [int(cfg.steps * f) for f in (3 / 8, 5 / 8, 5 / 6)]
-    best_loss, best = float("inf"), bases
-    for restart in range(cfg.restarts):
-        delta = ((torch.rand(bases.shape, generator=generator) * 2 - 1) * cfg.epsilon).to(device)
-        delta = (project(bases + delta, bases, cfg.epsilon) - bases).requires_grad_(True)
-        optimizer = torch.optim.Adam([delta], lr=cfg.step_size * cfg.epsilon)
-        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-        for step in range(cfg.steps):
-            loss = ensemble_loss(bases + delta, create_graph=True)
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta.grad = grad.sign()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                delta.copy_(project(bases + delta, bases, cfg.epsilon) - bases)
-            if progress is not None and (step + 1) % 50 == 0:
-                progress(f"gradient_matching trial {trial.index} restart {restart + 1}/{cfg.restarts} "
-                         f"step {step + 1}/{cfg.steps} alignment loss {loss.item():.4f}")
+
+    def attempt(restart: int) -> tuple[float, torch.Tensor]:
+        delta = (random_start(bases, cfg.epsilon, generator) - bases).requires_grad_(True)
+        label = f"gradient_matching trial {trial.index} restart {restart + 1}/{cfg.restarts}"
+        projected_adam(delta, bases, cfg.epsilon,
+                       partial(ensemble_alignment_loss, models, goals, labels=labels, create_graph=True),
+                       steps=cfg.steps, lr=cfg.step_size * cfg.epsilon, schedule="milestones", offset=True,
+                       signed=True, on_step=step_reporter(progress, 50, label, cfg.steps, "alignment loss"))
         with torch.no_grad():
             poisons = project(bases + delta, bases, cfg.epsilon)
-        final = ensemble_loss(poisons, create_graph=False).item()
-        if final < best_loss:
-            best_loss, best = final, poisons
+        return ensemble_alignment_loss(models, goals, poisons, labels, create_graph=False).item(), poisons
+
+    best = best_of_restarts(cfg.restarts, attempt, fallback=bases)
     images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
     return targeted_poison_set(cfg, train, trial, images, seed=seed)

@@ -1,13 +1,14 @@
-"""What every attack shares: choosing source rows and building a backdoor PoisonSet."""
+"""What every backdoor attack shares: its config fields, choosing the poisoned rows, a secret patch trigger,
+and the dirty-label PoisonSet."""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
 
-from genlab.attacks.poisonset import PoisonSet, Trigger
 from genlab.config import StrictModel
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet, Trigger
 
 
 class BackdoorAttackConfig(StrictModel):

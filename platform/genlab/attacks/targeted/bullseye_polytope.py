@@ -38,14 +38,16 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
-from genlab.attacks.poisonset import PoisonSet
-from genlab.attacks.targeted import (Progress, TargetedAttackConfig, attack_device, check_trial, clean_surrogate,
-                                     model_device, nchw, project, quantize_within, targeted_poison_set)
-from genlab.attacks.trials import TargetedTrial
+from genlab.attacks.features import feature_maps
+from genlab.attacks.projected import projected_adam, quantize_within, random_start, step_reporter
+from genlab.attacks.surrogate import feature_extractor, model_device
+from genlab.attacks.targeted.base import TargetedAttackConfig, best_of_restarts, check_trial, targeted_poison_set
+from genlab.attacks.targeted.trials import TargetedTrial
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
-from genlab.train.transfer import feature_stages, head_name, load_classifier
+from genlab.data.poisonset import PoisonSet
+from genlab.runtime import Progress
 
 
 class BullseyePolytopeConfig(TargetedAttackConfig):
@@ -59,22 +61,6 @@ class BullseyePolytopeConfig(TargetedAttackConfig):
     pretrained: str | None = None  # the victim's pretrained extractor (checkpoint directory); None: the clean surrogate
 
 
-def feature_maps(model: nn.Module, images: torch.Tensor, *, end_to_end: bool) -> list[torch.Tensor]:
-    """Return the features BP matches, each flattened to [N, D]: the penultimate feature (the head's
-    input), preceded by every feature block's output when `end_to_end`."""
-    net = model.net
-    captured: list[torch.Tensor] = []
-    modules = (feature_stages(net) if end_to_end else []) + [getattr(net, head_name(net))]
-    hooks = [m.register_forward_hook(lambda _m, args, out, head=m is modules[-1]: captured.append(
-        (args[0] if head else out).flatten(1))) for m in modules]
-    try:
-        model(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return captured
-
-
 def bullseye_loss(poison_features: list[torch.Tensor], target_features: list[torch.Tensor]) -> torch.Tensor:
     """Return the mean over feature blocks of ||mean poison feature - target feature|| / ||target feature||."""
     distances = [(p.mean(0) - t[0]).norm() / t[0].norm() for p, t in zip(poison_features, target_features)]
@@ -85,34 +71,27 @@ def craft_bullseye_polytope(cfg: BullseyePolytopeConfig, train: ImageSet, test: 
                             seed: int, progress: Progress | None = None) -> PoisonSet:
     """Return the trial's Bullseye Polytope PoisonSet: its base rows perturbed within `cfg.epsilon` pixels, true labels."""
     check_trial(trial, train, test)
-    if cfg.pretrained is not None:
-        model = load_classifier(cfg.pretrained, attack_device(cfg))
-    else:
-        model = clean_surrogate(train, cfg.surrogate, cfg.surrogate_seed)
+    model = feature_extractor(cfg.pretrained, train, cfg.surrogate, cfg.surrogate_seed)
     device = model_device(model)
-    bases = nchw(train.images[trial.base_indices], device)
+    bases = to_tensor(train.images[trial.base_indices], PIXEL, device)
     with torch.no_grad():
-        target_features = feature_maps(model, nchw(test.images[[trial.target_index]], device), end_to_end=cfg.end_to_end)
+        target_features = feature_maps(model, to_tensor(test.images[[trial.target_index]], PIXEL, device),
+                                       end_to_end=cfg.end_to_end)
+
+    def loss_of(poisons: torch.Tensor) -> torch.Tensor:
+        return bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features)
+
     generator = torch.Generator().manual_seed(seed)
-    best_loss, best = float("inf"), bases
-    for restart in range(cfg.restarts):
-        start = bases if restart == 0 else bases + (torch.rand(bases.shape, generator=generator) * 2 - 1).to(device) * cfg.epsilon
-        poisons = project(start, bases, cfg.epsilon).requires_grad_(True)
-        optimizer = torch.optim.Adam([poisons], lr=cfg.step_size * cfg.epsilon, betas=(0.9, 0.999))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
-        for step in range(cfg.steps):
-            loss = bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features)
-            (poisons.grad,) = torch.autograd.grad(loss, poisons)
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                poisons.copy_(project(poisons, bases, cfg.epsilon))
-            if progress is not None and (step + 1) % 100 == 0:
-                progress(f"bullseye_polytope trial {trial.index} restart {restart + 1}/{cfg.restarts} "
-                         f"step {step + 1}/{cfg.steps} feature distance {loss.item():.4f}")
+
+    def attempt(restart: int) -> tuple[float, torch.Tensor]:
+        poisons = (bases.clone() if restart == 0 else random_start(bases, cfg.epsilon, generator)).requires_grad_(True)
+        label = f"bullseye_polytope trial {trial.index} restart {restart + 1}/{cfg.restarts}"
+        projected_adam(poisons, bases, cfg.epsilon, loss_of, steps=cfg.steps, lr=cfg.step_size * cfg.epsilon,
+                       schedule="cosine", offset=False, signed=False,
+                       on_step=step_reporter(progress, 100, label, cfg.steps, "feature distance"))
         with torch.no_grad():
-            final = bullseye_loss(feature_maps(model, poisons, end_to_end=cfg.end_to_end), target_features).item()
-        if final < best_loss:
-            best_loss, best = final, poisons.detach()
+            return loss_of(poisons).item(), poisons.detach()
+
+    best = best_of_restarts(cfg.restarts, attempt, fallback=bases)
     images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
     return targeted_poison_set(cfg, train, trial, images, seed=seed)
