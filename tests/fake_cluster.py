@@ -1,5 +1,5 @@
 """A one-machine stand-in for the cloud cluster: Ray's fake multi-node provider config built from
-`cluster.yaml`'s node types.
+`cluster.yaml`'s node types (test code: integration/test_autoscaling.py runs it, unit/test_cluster_config.py checks it).
 
 Ray's `fake_multinode` provider runs the real autoscaler and starts every "launched" worker
 node as local processes (a raylet with the node type's resources), so the autoscaling of

@@ -1,4 +1,5 @@
-"""First attacks: on the default data with no defense they succeed and keep natural accuracy."""
+"""First attacks: on the default data with no defense they succeed and keep natural accuracy (small CNNs trained
+on the digits; the blend budget: unit/test_attacks.py)."""
 
 import numpy as np
 import pytest
@@ -18,13 +19,6 @@ def test_undefended_attack_succeeds(digits, attack):
     model = train_classifier(poisoned.images, poisoned.labels, 10, ClassifierConfig(), seed=0)
     assert natural_accuracy(model, test) >= 0.90
     assert poison_success_rate(model, test, poison) >= 0.80
-
-
-def test_blend_respects_its_budget(digits):
-    train, _ = digits
-    poison = craft_poisons(BlendConfig(epsilon=16), train, seed=0)
-    moved = np.abs(poison.images.astype(int) - train.images[poison.base_indices].astype(int))
-    assert moved.max() <= 16 and moved.mean() > 4
 
 
 def test_clean_model_ignores_the_trigger(digits):

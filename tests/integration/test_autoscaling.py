@@ -1,5 +1,5 @@
 """The cloud cluster's autoscaling on one machine: Ray's fake multi-node provider with cluster.yaml's node
-types (genlab.cluster), a tiny default sweep submitted with `ray job submit`, and the checks that the
+types (tests/fake_cluster.py), a tiny default sweep submitted with `ray job submit`, and the checks that the
 purifier actors' GPU demand launched a gpu_worker node they ran on, that every trial finished in
 MLflow, and that the cluster went back to the head alone once idle."""
 
@@ -13,19 +13,16 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ensure_ray_auth_token, free_ports
-from genlab.cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
-from test_sweep import TINY_EBM
+from tests.fake_cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
+from tests.helpers import REPO, sqlite_store
+from tests.integration.ray_cli import (AGENT_PORT_FLAGS, RAY_BIN, agent_port_args, ensure_ray_auth_token, free_ports,
+                                      jobs_api_up, submit_job)
+from tests.integration.tiny_models import TINY_EBM
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"
 IDLE_TIMEOUT_MINUTES = 0.2
-AGENT_PORT_FLAGS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
-                    "--runtime-env-agent-port", "--ray-client-server-port")
 
 
 def _node_ip() -> str:
@@ -34,13 +31,10 @@ def _node_ip() -> str:
     return ray.util.get_node_ip_address()
 
 
-def _ray(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "ray"), *args], env=env, capture_output=True, text=True, timeout=120)
-
-
 def _state(kind: str, address: str, env: dict[str, str]) -> list[dict]:
     """Return `ray list <kind>` (nodes, actors) of the cluster at `address`, dead entries included."""
-    out = _ray("list", kind, "--address", address, "--detail", "--format", "json", "--limit", "1000", env=env)
+    out = subprocess.run([str(RAY_BIN / "ray"), "list", kind, "--address", address, "--detail", "--format", "json",
+                          "--limit", "1000"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)
 
@@ -95,48 +89,37 @@ def _start_head(temp_dir: str, env: dict[str, str], attempts: int = 3) -> tuple[
         head_resources = config["available_node_types"][FAKE_HEAD_NODE_TYPE]["resources"]
         with open(log, "w") as out:
             head = subprocess.Popen(
-                [str(BIN / "ray"), "start", "--head", "--block", "--autoscaling-config", str(config_path),
+                [str(RAY_BIN / "ray"), "start", "--head", "--block", "--autoscaling-config", str(config_path),
                  "--num-cpus", str(head_resources.get("CPU", 0)), "--num-gpus", str(head_resources.get("GPU", 0)),
                  "--object-store-memory", "300000000", "--port", str(gcs_port), "--temp-dir", temp_dir,
                  "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-                 *[arg for flag, port in zip(AGENT_PORT_FLAGS, agent_ports) for arg in (flag, str(port))]],
+                 *agent_port_args(agent_ports)],
                 cwd=REPO, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
         address = f"http://127.0.0.1:{dashboard_port}"
-        deadline = time.time() + 120
-        while head.poll() is None and _ray("job", "list", "--address", address, env=env).returncode != 0:
-            assert time.time() < deadline, "the Ray head did not come up in 120 s:\n" + log.read_text()[-3000:]
-            time.sleep(2)
-        if head.poll() is None:
+        if jobs_api_up(head, address, env, log):
             return head, address
         _stop_cluster(head, temp_dir)
     raise AssertionError(f"the Ray head exited at start-up {attempts} times:\n" + log.read_text()[-3000:])
 
 
-@pytest.mark.slow
 def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_head(tmp_path):
     temp_dir = tempfile.mkdtemp(prefix="rayas-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token", "MLFLOW_TRACKING_URI": uri,
+    uri = sqlite_store(tmp_path)
+    env = {**os.environ, "PATH": f"{RAY_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token", "MLFLOW_TRACKING_URI": uri,
            "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-    ensure_ray_auth_token(BIN / "ray", env)
+    ensure_ray_auth_token(env)
     head, address = _start_head(temp_dir, env)
     try:
         (tmp_path / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
         # No --working-dir: the fake nodes share the head's session directory, and each new node's runtime-env
         # agent would unpack the package again over the running driver's working directory. The job runs in
         # the head's cwd (this checkout), as on a cluster with a shared filesystem.
-        submit = ["job", "submit", "--address", address, "--",
-                  "python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
-                  "attacks=[{name: badnets}]", "purifiers=[{name: none}, {name: ebm, langevin_steps: [2]}]",
-                  f"model_training.ebm={tmp_path / 'tiny_ebm.yaml'}", "purification.num_actors=1",
-                  "purification.num_gpus_per_actor=1", "tune.max_concurrent_trials=1", f"work_dir={tmp_path / 'work'}"]
         submitted = time.time()
-        while True:  # the dashboard answers before the head's job agent is up ("No available agent")
-            job = subprocess.run([str(BIN / "ray"), *submit], cwd=REPO, env=env, capture_output=True, text=True,
-                                 timeout=600)
-            if "No available agent" not in job.stderr or time.time() > deadline:
-                break
-            time.sleep(3)
+        job = submit_job(address, ["python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
+                                   "attacks=[{name: badnets}]", "purifiers=[{name: none}, {name: ebm, langevin_steps: [2]}]",
+                                   f"model_training.ebm={tmp_path / 'tiny_ebm.yaml'}", "purification.num_actors=1",
+                                   "purification.num_gpus_per_actor=1", "tune.max_concurrent_trials=1",
+                                   f"work_dir={tmp_path / 'work'}"], env, timeout=600)
         job_done = time.time()
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
 

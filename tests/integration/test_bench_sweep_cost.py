@@ -4,9 +4,8 @@ for >= 10x fewer gradient evaluations with repeated seeds, and a second sweep co
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_shared_purification_equals_the_naive_sweep_at_a_tenth_of_the_gradients():

@@ -5,9 +5,12 @@ is not targeted."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+from scipy.stats import binomtest, fisher_exact
+
+from tests.helpers import REPO
+
 BENCH = str(REPO / "bench" / "targeted_efficacy.py")
 TINY = ["attack.trials=2", "attack.steps=3", "attack.surrogate.epochs=2", "attack.surrogate.width=8",
         "attack.snapshot_epochs=[1]"]
@@ -24,7 +27,11 @@ def test_bench_reports_both_victims_and_reuses_the_crafted_trials(tmp_path):
     assert first["trials"] == 2 and len(first["log_prob_shifts"]) == 2
     assert first["targets_moved_up"] == sum(shift > 0 for shift in first["log_prob_shifts"])
     assert first["poisoned_success"]["successes"] == runs[0].count("(flipped)")
-    assert 0 <= first["fisher_p"] <= 1 and 0 <= first["sign_test_p"] <= 1
+    # the p-values are the tests of the counts beside them (two trials are too few for either to be small)
+    table = [[rate["successes"], rate["trials"] - rate["successes"]]
+             for rate in (first["poisoned_success"], first["clean_success"])]
+    assert first["fisher_p"] == pytest.approx(fisher_exact(table).pvalue)
+    assert first["sign_test_p"] == pytest.approx(binomtest(first["targets_moved_up"], first["trials"]).pvalue)
     assert "crafted in" in runs[0] and "crafted in" not in runs[1] and runs[1].count("finished before, reused") == 2
 
 

@@ -7,10 +7,7 @@ variational model losing at low SNR.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 import torch
 
 from genlab.causal.candidates import structural_hamming_distance
@@ -24,7 +21,8 @@ from genlab.causal.splits import SplitSettings, split_columns
 from genlab.causal.tables import make_tables
 from genlab.causal.train import TrainSettings, make_replicas, ood_errors
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 torch.set_num_threads(1)  # the models are tiny: more threads only contend on a shared machine
 SCM5 = load_graph(REPO / "conf/graphs/scm5.yaml")
 PENDULUM = load_graph(REPO / "conf/graphs/pendulum.yaml")
@@ -42,7 +40,6 @@ def replicas_for(graph, data: DataSettings, seeds: list[int], split: SplitSettin
     return make_replicas(make_tables(data, graph, seeds), columns, split.quantile)
 
 
-@pytest.mark.slow
 def test_true_graph_ranks_first_and_beats_every_missing_or_reversed_edge():
     """Default hypothesis-test settings (smaller nets), 3 seeds: the truth is ranked first and beats every H- graph."""
     replicas = replicas_for(SCM5, DataSettings(), [0, 1, 2], SplitSettings())
@@ -60,7 +57,6 @@ def test_true_graph_ranks_first_and_beats_every_missing_or_reversed_edge():
     assert min(row["gap_to_true"] for row in wrong) > 0.05  # missing or reversed edges cost clearly
 
 
-@pytest.mark.slow
 def test_causal_model_beats_non_causal_baselines_out_of_distribution_on_the_pendulum():
     """Pendulum labels (noise 0.1), held-out tails of the light and pendulum angles, 3 seeds."""
     replicas = replicas_for(PENDULUM, DataSettings(kind="pendulum"), [0, 1, 2], SplitSettings(variables="exogenous"))
@@ -72,7 +68,6 @@ def test_causal_model_beats_non_causal_baselines_out_of_distribution_on_the_pend
     assert causal.mean() < 0.5 * vae.mean() and (causal < vae).all()
 
 
-@pytest.mark.slow
 def test_variational_variant_helps_at_low_snr_only():
     """Trained identically (Adam 1e-2): at 2 dB Causal Variational Gen < Causal Gen OOD; near noiseless it flips.
 

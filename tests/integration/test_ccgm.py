@@ -1,11 +1,10 @@
-"""CCGM on a tabular SCM with known equations: do() fidelity, counterfactuals, edge cuts, SkewSize; the jobs."""
+"""CCGM on a tabular SCM with known equations: do() fidelity, counterfactuals, edge cuts, SkewSize of a trained
+model; the jobs (SkewSize itself: unit/test_ccgm.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,8 @@ from genlab.causal.scm import SCMSettings, build_scm
 from genlab.causal.skewsize import skewsize
 from genlab.checkpoints import load_frozen_model, save_model
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import run_job, sqlite_store
+
 TRAIN_ROWS = 2000
 TASK = BiasTask(edge=("group", "score"), features=("group", "score"), target="outcome", attribute="group")
 
@@ -85,14 +85,6 @@ def test_cutting_the_bias_edge_removes_its_dependence_and_lowers_skewsize(fitted
     assert abs(np.corrcoef(truth_cut[:, 0], truth_cut[:, 2])[0, 1]) < independence_band(20000)
 
 
-def test_skewsize_is_zero_for_attribute_blind_and_one_for_attribute_driven_predictions():
-    rng = np.random.default_rng(0)
-    labels, attribute = rng.integers(0, 2, 4000), rng.integers(0, 2, 4000)
-    assert skewsize(labels, attribute, attribute) == pytest.approx(1.0)
-    assert skewsize(labels, rng.integers(0, 2, 4000), attribute) < 0.05
-    assert skewsize(labels, labels, attribute) == 0.0  # a perfect classifier: one predicted class per true class
-
-
 def test_checkpoint_round_trip_and_causalvae_baseline(fitted, tmp_path):
     graph, _, rows, model = fitted
     path = save_model(tmp_path / "ccgm", model, kind=CHECKPOINT_KIND)
@@ -111,23 +103,23 @@ def test_checkpoint_round_trip_and_causalvae_baseline(fitted, tmp_path):
 
 
 def _job(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    """The job `args` (script and arguments), its MLflow store in `tmp_path`."""
+    return run_job(args, sqlite_store(tmp_path), timeout=300)
 
 
-@pytest.mark.slow
 def test_debias_job_writes_summary(tmp_path):
     proc = _job(["jobs/ccgm_debias.py", "--out", str(tmp_path / "out"), "data.num_samples=400", "train.epochs=5",
                  "train.causal_epochs=10", "evaluation.num_samples=2000"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert {"intervention_mean_abs_error", "intervention_tolerance", "skewsize_biased", "skewsize_debiased"} <= set(summary)
-    assert summary["intervention_tolerance"] > 0 and 0 <= summary["skewsize_debiased"] <= 1
+    assert summary["intervention_tolerance"] > 0
+    # the cut removes the bias SkewSize measures, even at these sizes (measured: 0.11 biased, 0.027 debiased)
+    assert summary["skewsize_debiased"] < 0.05 < summary["skewsize_biased"]
     assert {"hsic_true", "hsic_biased", "hsic_debiased", "hsic_p_value_debiased"} <= set(summary["bias"])
     assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
 
 
-@pytest.mark.slow
 def test_train_job_on_pendulum_logs_intervention_grid(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -136,10 +128,13 @@ def test_train_job_on_pendulum_logs_intervention_grid(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["reconstruction_error"] > 0 and "counterfactual_pixel_mse_light" in summary
-    assert all(0 <= summary[f"{measure}_{node}"] <= 100 for measure in ("mic", "tic")
-               for node in ("pendulum", "light", "shadow_length", "shadow_position"))
-    assert summary["tic"] <= summary["mic"]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for measure in ("mic", "tic"):  # per concept, and their means
+        per_node = [summary[f"{measure}_{node}"] for node in ("pendulum", "light", "shadow_length", "shadow_position")]
+        assert summary[measure] == pytest.approx(np.mean(per_node))
+    # The concepts carry their factors after 2 epochs (measured: mean MIC 78, each 40 to 99.9); independent
+    # columns of the 29 test rows score about 26 (x 100).
+    assert summary["mic"] > 50
+    client = MlflowClient(sqlite_store(tmp_path))
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED" and {"generative_loss", "mic", "tic"} <= set(run.data.metrics)
     assert run.data.tags["genlab.dataset_hash"] and run.data.params["model.causal_layer"] == "ccgm"

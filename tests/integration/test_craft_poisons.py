@@ -1,4 +1,5 @@
-"""jobs/craft_poisons.py and the crafting cache: bad config, references from a sweep, per-trial resume after SIGKILL."""
+"""jobs/craft_poisons.py: bad config, per-trial resume after SIGKILL, the sweep reusing its cache (the cache of a
+whole crafted set: unit/test_craft_poisons.py)."""
 
 import json
 import os
@@ -6,10 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from genlab.attacks import BlendConfig
 from genlab.attacks.crafting import craft_cached
@@ -18,7 +17,8 @@ from genlab.config import validate
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.plan import poison_for
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 JOB = [sys.executable, str(REPO / "jobs" / "craft_poisons.py"), "--config", str(REPO / "conf" / "attacks" / "badnets.yaml")]
 # Four Witches' Brew trials sharing one adversarial class (so they merge), small enough for CPU.
 TARGETED = {"name": "gradient_matching", "trials": 4, "budget": 0.01, "epsilon": 16, "adversarial_class": 3,
@@ -31,25 +31,11 @@ def test_unknown_attack_name_exits_2_naming_the_key(tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("error: config key attack: Input tag 'bogus'")
 
 
-def test_crafted_set_is_cached_and_referenced_by_the_sweep_unchanged(digits, tmp_path):
-    train, test = digits
-    first = craft_cached(BlendConfig(), train, test, 0, tmp_path, progress=lambda line: None)
-    again = craft_cached(BlendConfig(), train, test, 0, tmp_path, progress=lambda line: None)
-    assert first.crafted_trials == [0] and again.crafted_trials == []
-    assert json.loads((first.directory / "provenance.json").read_text())["dataset_hash"] == train.hash
-    referenced = load_imported(ImportedPoisonConfig(path=str(first.poison_path)), train, seed=0)
-    assert referenced.hash == first.poison.hash == again.poison.hash
-    assert np.array_equal(referenced.images, first.poison.images)
-    other_seed = craft_cached(BlendConfig(), train, test, 1, tmp_path, progress=lambda line: None)
-    assert other_seed.directory != first.directory
-
-
 def _run_job(args, cwd, **popen):
     return subprocess.Popen([*JOB, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **popen)
 
 
-@pytest.mark.slow
 def test_killed_job_resumes_per_trial_and_equals_an_uninterrupted_run(digits, tmp_path, mlflow_store):
     train, test = digits
     work = tmp_path / "work"

@@ -1,16 +1,13 @@
-"""LAVAE: augmentations and latent maps (unit), the job on digits with real training and a real
-MLflow store (the issue's "done when" directions), the Ray Tune sweep path, and bad input."""
+"""LAVAE: the job on digits with real training and a real MLflow store (the issue's "done when" directions), the
+Ray Tune sweep path, and bad input to the job (augmentations, latent maps, configs: unit/test_latent_augment.py)."""
 
 from __future__ import annotations
 
 import json
 import runpy
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 
 from genlab.augment.augmentations import AUGMENTATIONS, augment, is_involutive
@@ -25,73 +22,14 @@ from genlab.augment.runner import ResultsExistError, run_latent_augment
 from genlab.config import load_config
 from genlab.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 CONF = REPO / "conf" / "latent_augment.yaml"
 # The job's default config with shorter training and one transfer column (about a minute).
 # The directions below held for seeds 0, 1, 2 with this budget, each by a wide margin.
 SMALL = ["training.autoencoder.epochs=10", "training.cvae.epochs=8", "training.latent_maps.epochs=120",
          "training.involution_warmup_epochs=30", "training.transfer_head.epochs=3",
          "transfer_pairs=[[flip_lr,flip_ud]]", "evaluation.grid_images=4"]
-
-
-@pytest.fixture
-def images(digits):
-    """16 digits test images as float [16,1,16,16] in [0,1]."""
-    return to_unit_tensor(digits[1].images[:16])
-
-
-def test_augmentations_are_seeded_change_the_image_and_stay_in_range(images):
-    for name in AUGMENTATIONS:
-        first = augment(images, name, torch.Generator().manual_seed(3))
-        again = augment(images, name, torch.Generator().manual_seed(3))
-        assert torch.equal(first, again), name
-        assert first.shape == images.shape and first.min() >= 0 and first.max() <= 1, name
-        assert (first - images).abs().mean() > 0.01, f"{name} barely changes the images"
-
-
-def test_exactly_the_flagged_augmentations_are_involutions(images):
-    generator = torch.Generator().manual_seed(0)
-    for name in AUGMENTATIONS:
-        twice = augment(augment(images, name, generator), name, generator)
-        assert torch.allclose(twice, images) == is_involutive(name), name
-    assert torch.equal(augment(augment(images, "rotate_cw", generator), "rotate_ccw", generator), images)
-    flips = paired_set(images, ("flip_lr", "flip_ud"), seed=0, split="test")
-    assert torch.equal(flips.compose, augment(images, "rotate180", generator))
-
-
-def test_mnist_loads_from_a_local_torchvision_copy(tmp_path):
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 40), ("t10k", 20)):
-        header = np.array([0x803, n, 28, 28], dtype=">i4").tobytes()
-        (raw / f"{split}-images-idx3-ubyte").write_bytes(header + rng.integers(0, 256, (n, 28, 28), np.uint8).tobytes())
-        labels = np.array([0x801, n], dtype=">i4").tobytes() + (np.arange(n) % 10).astype(np.uint8).tobytes()
-        (raw / f"{split}-labels-idx1-ubyte").write_bytes(labels)
-    train, test = load_images(AugmentDataConfig(name="mnist", root=str(tmp_path), max_train=32))
-    assert train.images.shape == (32, 28, 28, 1) and test.images.shape == (20, 28, 28, 1)
-    assert train.labels.tolist()[:12] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
-
-
-def test_latent_maps_apply_in_order_and_measure_involution():
-    maps = LatentMaps(["reflect", "swap"], 3)
-    with torch.no_grad():
-        maps.matrices["reflect"].copy_(torch.diag(torch.tensor([1.0, -1.0, 1.0])))
-        maps.matrices["swap"].copy_(torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]))
-    z = torch.randn(5, 3)
-    assert torch.allclose(maps(z, ["reflect", "swap"]), z @ maps.matrices["reflect"] @ maps.matrices["swap"])
-    assert maps.involution_error("reflect").item() == 0.0
-    assert maps.involution_error("swap").item() > 1.0  # a 3-cycle is not its own inverse
-
-
-def test_adabelief_minimises_a_quadratic():
-    param = torch.nn.Parameter(torch.zeros(3))
-    optimizer = AdaBelief([param], lr=0.1)
-    for _ in range(150):
-        optimizer.zero_grad()
-        ((param - torch.tensor([3.0, -1.0, 0.5])) ** 2).sum().backward()
-        optimizer.step()
-    assert torch.allclose(param.detach(), torch.tensor([3.0, -1.0, 0.5]), atol=0.05)
 
 
 def test_job_on_digits_composes_better_than_baselines_and_flips_are_involutions(mlflow_store, tmp_path):
@@ -163,13 +101,6 @@ def test_sweep_runs_tune_trials_as_nested_mlflow_runs(ray_session, mlflow_store,
     assert all("compose_bce_lavae" in r.data.metrics for r in children)
     assert "flip_lr-flip_ud/composition.png" in {
         a.path for a in client.list_artifacts(children[0].info.run_id, "flip_lr-flip_ud")}
-
-
-@pytest.mark.parametrize("override", ["pairs=[[flip_lr,flip_lr]]", "pairs=[[flip_lr,warp]]", "model.width=3",
-                                      "data.image_size=18", "sweep.grid={sweep.metric: [a]}"])
-def test_bad_config_is_a_config_error(override):
-    with pytest.raises(ConfigError):
-        load_config(LatentAugmentConfig, CONF, [override])
 
 
 @pytest.mark.parametrize(("override", "code", "message"), [

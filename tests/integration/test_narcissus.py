@@ -1,6 +1,5 @@
-"""Narcissus: a clean-label backdoor that works on an undefended model, within its budget, in the PoisonSet format."""
-
-import json
+"""Narcissus: a clean-label backdoor that works on an undefended model, within its budget, in the PoisonSet format
+(the test-time magnitude field of the format: unit/test_narcissus.py)."""
 
 import numpy as np
 import pytest
@@ -11,6 +10,8 @@ from genlab.errors import PoisonSetError
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 
+from tests.helpers import load_poisons
+
 SMALL = dict(poison_fraction=0.05, epsilon=16.0, test_magnitude=3.0, trigger_steps=100)
 
 
@@ -20,12 +21,6 @@ def narcissus(digits):
     return craft_poisons(NarcissusConfig(**SMALL), digits[0], seed=0)
 
 
-def _load(path, train):
-    return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
-                           dataset_hash=train.hash, clean_images=train.images)
-
-
-@pytest.mark.slow
 def test_poisoned_model_follows_the_trigger_far_more_than_a_clean_one(narcissus, digits):
     train, test = digits
     victim = ClassifierConfig(epochs=8)
@@ -52,21 +47,8 @@ def test_poisons_are_clean_label_and_within_epsilon(narcissus, digits):
 
 def test_round_trips_through_the_importer_unchanged(narcissus, digits, tmp_path):
     train, test = digits
-    loaded = _load(narcissus.save(tmp_path / "narcissus"), train)
+    loaded = load_poisons(narcissus.save(tmp_path / "narcissus"), train)
     assert loaded.hash == narcissus.hash and loaded.test_magnitude == 3.0
     for name in ("base_indices", "images", "labels"):
         assert np.array_equal(getattr(loaded, name), getattr(narcissus, name))
     assert np.array_equal(loaded.trigger.delta, narcissus.trigger.delta)
-
-
-def test_test_magnitude_defaults_to_one_and_is_validated(digits, tmp_path):
-    train, _ = digits
-    path = craft_poisons(BlendConfig(), train, seed=0).save(tmp_path / "blend")
-    meta = json.loads(path.with_suffix(".json").read_text())
-    del meta["test_magnitude"]  # a file written before the field existed
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    assert _load(path, train).test_magnitude == 1.0
-    path.with_suffix(".json").write_text(json.dumps({**meta, "test_magnitude": -3}))
-    with pytest.raises(PoisonSetError, match="test_magnitude must be a positive finite number"):
-        _load(path, train)
-

@@ -1,13 +1,14 @@
-"""Sleeper Agent: a from-scratch victim trained on its hidden-trigger poisons follows the trigger; a clean one does not."""
+"""Sleeper Agent: a from-scratch victim trained on its hidden-trigger poisons follows the trigger; a clean one does not
+(its config: unit/test_sleeper_agent.py)."""
 
 import numpy as np
-import pytest
 
 from genlab.attacks.targeted_eval import rates_differ, success_rate
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
+from tests.integration.victims import trigger_outcomes
 
-@pytest.mark.slow
+
 def test_from_scratch_victim_follows_the_hidden_trigger(digits, tmp_path):
     """3% poisons (43 class-0 rows), epsilon 32, 6x6 patch, 2 retraining rounds; victims seeded unlike the surrogate."""
     from genlab.attacks import SleeperAgentConfig, craft_poisons
@@ -22,24 +23,8 @@ def test_from_scratch_victim_follows_the_hidden_trigger(digits, tmp_path):
     loaded = load_poison_set(poison.save(tmp_path / "sleeper"), train_size=len(train), image_shape=train.shape,
                              num_classes=10, dataset_hash=train.hash, clean_images=train.images)
     assert loaded.hash == poison.hash
-    triggered = poison.trigger.apply(test.images[test.labels != 0])
-    victim = ClassifierConfig(epochs=8)
-    rates, accuracies = {}, {}
-    for name, data in {"clean": train,
-                       "poisoned": train.replace_rows(poison.base_indices, poison.images, poison.labels)}.items():
-        model = train_classifier(data.images, data.labels, 10, victim, seed=1)
-        rates[name] = success_rate(predict(model, triggered) == 0)
-        accuracies[name] = float((predict(model, test.images) == test.labels).mean())
+    rates, accuracies = trigger_outcomes(train, poison, test, ClassifierConfig(epochs=8), target_class=0)
     print(f"sleeper agent, from scratch: poisoned {rates['poisoned']}; clean {rates['clean']}; accuracy {accuracies}")
     assert rates["poisoned"].rate >= 0.5 and rates["clean"].rate <= 0.02, rates
     assert rates_differ(rates["poisoned"], rates["clean"])
     assert accuracies["poisoned"] >= accuracies["clean"] - 0.02  # the backdoor stays hidden
-
-
-def test_snapshot_epochs_beyond_the_surrogate_are_refused():
-    from pydantic import ValidationError
-
-    from genlab.attacks import SleeperAgentConfig
-
-    with pytest.raises(ValidationError, match="snapshot_epochs"):
-        SleeperAgentConfig(snapshot_epochs=[9], surrogate=ClassifierConfig(epochs=8))

@@ -2,11 +2,7 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -14,17 +10,15 @@ from genlab.config import load_config
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, run_job, sqlite_store
+from tests.integration.tiny_models import TINY_DDPM, TINY_EBM
+
 QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
          "purifiers.5.ebm.langevin_steps=[5]", "purifiers.5.ddpm.diffusion_start_steps=[5]",
          "purifiers.6.ebm.langevin_steps=[3]", "purifiers.6.ddpm.diffusion_start_steps=[3]",
          "purifiers.7.transform.diffusion_start_steps=[5]", "attacks.2.trigger_steps=40", "attacks.2.surrogate.epochs=2"]
 ATTACKS = ("badnets", "blend", "narcissus")
 PURIFIERS = ("none", "jpeg", "gaussian_noise", "ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
-TINY_EBM = {"model": {"arch": "conv", "nf": 4}, "iterations": 4, "batch_size": 8, "bank_size": 32, "langevin_steps": 2,
-            "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2}
-TINY_DDPM = {"model": {"block_out_channels": [4, 8, 8], "attention_head_dim": 4}, "iterations": 4, "batch_size": 8,
-             "warmup_steps": 1, "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2}
 
 
 def _runs(uri: str, experiment: str = "defense-sweep"):
@@ -39,9 +33,9 @@ def _runs(uri: str, experiment: str = "defense-sweep"):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("sweep")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = sqlite_store(tmp)
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    # Tiny generative models: this tests the plumbing; test_ebm.py / test_ddpm.py test real models' effect.
+    # Tiny generative models: this tests the plumbing; integration/test_ebm.py, test_ddpm.py test real models' effect.
     (tmp / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
     (tmp / "tiny_ddpm.yaml").write_text(json.dumps(TINY_DDPM))
     try:
@@ -87,8 +81,9 @@ def test_summary_and_table_equal_what_mlflow_holds(sweep, capsys):
     for row in summary:
         metrics = by_name[row["run_name"]].data.metrics
         for key in ("natural_accuracy", "poison_success_rate"):
-            assert 0.0 <= row[key] <= 1.0
             assert row[key] == metrics[key]
+        # every trial learns the digits, far above chance (0.1): the tiny purifiers change images by a few pixel values
+        assert row["natural_accuracy"] >= 0.5, row
         if row["purifier"] == "none":
             assert row["purify_images_per_s"] is None
         else:
@@ -98,25 +93,23 @@ def test_summary_and_table_equal_what_mlflow_holds(sweep, capsys):
 
 
 def test_undefended_rows_meet_the_attack_targets(sweep):
-    """The dirty-label backdoors at 3 epochs; Narcissus' clean-label efficacy is test_narcissus.py's."""
+    """The dirty-label backdoors at 3 epochs; Narcissus' clean-label efficacy is integration/test_narcissus.py's."""
     result, _, _ = sweep
     for row in result.rows:
         if row["purifier"] == "none" and row["attack"] in ("badnets", "blend"):
             assert row["poison_success_rate"] >= 0.8 and row["natural_accuracy"] >= 0.9, row
 
 
-def _job(args, tmp, env_extra=None):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}", **(env_extra or {})}
-    return subprocess.run([sys.executable, "jobs/defense_sweep.py", "--out", str(tmp / "out"), *args],
-                          cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+def _job(args, tmp):
+    """jobs/defense_sweep.py with `args`, its --out and MLflow store in the folder `tmp`."""
+    return run_job(["jobs/defense_sweep.py", "--out", str(tmp / "out"), *args], sqlite_store(tmp), timeout=900)
 
 
-@pytest.mark.slow
 def test_failed_trial_is_marked_and_exit_code_is_nonzero(tmp_path):
     proc = _job(["classifier.epochs=2", "attacks=[{name: badnets}]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
                  "faults.fail_trials_matching=[jpeg]", f"work_dir={tmp_path / 'work'}", "ray.num_cpus=2"], tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
-    client, parents, children = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client, parents, children = _runs(sqlite_store(tmp_path))
     status = {c.data.tags["mlflow.runName"]: c for c in children}
     assert status["badnets-none-seed0"].info.status == "FINISHED"
     failed = status["badnets-jpeg-q50-seed0"]

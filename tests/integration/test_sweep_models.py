@@ -1,12 +1,14 @@
-"""Generative models a sweep needs are trained on first use and reused afterwards."""
+"""Generative models a sweep needs are trained on first use and reused afterwards (a given checkpoint is left alone:
+unit/test_sweep_models.py)."""
 
 import yaml
 
 from genlab.purify.ebm import EbmSettings
 from genlab.sweep.models import provide_models
 
-TINY = {"model": {"arch": "conv", "nf": 4}, "iterations": 4, "batch_size": 8, "bank_size": 32, "langevin_steps": 2,
-        "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2, "register_model": False}
+from tests.integration.tiny_models import TINY_EBM
+
+TINY = {**TINY_EBM, "register_model": False}
 
 
 def test_missing_ebm_is_trained_once_then_reused(mlflow_store, digits, tmp_path, capsys):
@@ -22,8 +24,3 @@ def test_missing_ebm_is_trained_once_then_reused(mlflow_store, digits, tmp_path,
     assert second.checkpoint == first.checkpoint and "training one" not in capsys.readouterr().out
     assert [p.stat().st_mtime_ns for p in (tmp_path / "work" / "models").glob("ebm-*/finished.json")] == stamp
     assert first.weights_fingerprint() == second.weights_fingerprint()
-
-
-def test_settings_with_a_checkpoint_are_left_alone(digits, tmp_path):
-    settings = EbmSettings(checkpoint=str(tmp_path / "given"))
-    assert provide_models(settings, {}, None, digits[0], tmp_path) is settings

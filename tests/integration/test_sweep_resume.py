@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, sqlite_store
+
 ARGS = ["classifier.epochs=3", "seeds=[0,1]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
         "attacks=[{name: badnets}, {name: blend}]", "ray.num_cpus=2"]
 
@@ -27,10 +27,9 @@ def _finished_children(db: Path) -> int:
         return 0
 
 
-@pytest.mark.slow
 def test_resume_after_killed_driver_finishes_without_rerunning(tmp_path):
     db = tmp_path / "mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_store(tmp_path)}
     command = [sys.executable, "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), *ARGS,
                f"work_dir={tmp_path / 'work'}"]
     driver = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
@@ -41,7 +40,7 @@ def test_resume_after_killed_driver_finishes_without_rerunning(tmp_path):
         time.sleep(1)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
-    client = MlflowClient(f"sqlite:///{db}")
+    client = MlflowClient(sqlite_store(tmp_path))
     exp = client.get_experiment_by_name("defense-sweep").experiment_id
     before = {r.data.tags["genlab.trial_name"]: r for r in client.search_runs([exp], "tags.`mlflow.parentRunId` != ''")
               if r.info.status == "FINISHED"}

@@ -7,8 +7,6 @@ import contextlib
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,8 @@ from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, run_job, sqlite_store
+
 PURIFIERS = "purifiers=[{name: none}, {name: jpeg, quality: 50}, {name: gaussian_noise, sigma: 128}]"
 TINY = ["classifier.epochs=2", "classifier.width=8", "attacks=[{name: badnets}]", PURIFIERS, "purification.num_actors=1",
         "ray.num_cpus=2"]
@@ -40,7 +39,7 @@ def _children(uri: str, experiment: str, parent: str):
 def store(tmp_path_factory):
     """(tmp dir, MLflow URI) shared by this module's in-process sweeps; MLFLOW_TRACKING_URI set while it lives."""
     tmp = tmp_path_factory.mktemp("search")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = sqlite_store(tmp)
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     yield tmp, uri
@@ -91,27 +90,29 @@ def test_a_second_sweep_reads_every_part_from_the_cache(twice):
     assert (tmp / "second" / "results.md").read_text() == (tmp / "first" / "results.md").read_text()
 
 
-@pytest.mark.slow
 def test_without_retries_the_same_fault_fails_the_trial_and_the_job(tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    proc = subprocess.run([sys.executable, "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1",
-                           "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "faults.fail_trials_matching=[none]",
-                           "faults.fail_once=true", "tune.max_failures=0", "ray.num_cpus=2", f"work_dir={tmp_path / 'w'}"],
-                          cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    proc = run_job(["jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1", "attacks=[{name: badnets}]",
+                    "purifiers=[{name: none}]", "faults.fail_trials_matching=[none]", "faults.fail_once=true",
+                    "tune.max_failures=0", "ray.num_cpus=2", f"work_dir={tmp_path / 'w'}"], sqlite_store(tmp_path), timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["trials"]
     assert [(r["run_name"], r["status"]) for r in summary] == [("badnets-none-seed0", "FAILED")]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_store(tmp_path))
     runs = client.search_runs([client.get_experiment_by_name("defense-sweep").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]  # the trial's child and the parent
 
 
+def _search_sweep(store, search: str, *overrides: str):
+    """Run the tiny sweep with tune.search=`search` (experiment search-<search>, output folder <search>) in the
+    module's store and work_dir; return (its SweepResult, the MLflow URI, the store's folder)."""
+    tmp, uri = store
+    cfg = _config(tmp / "work", f"experiment=search-{search}", f"tune.search={search}", *overrides)
+    return run_sweep(cfg, tmp / search), uri, tmp
+
+
 @pytest.fixture(scope="module")
 def optuna_sweep(store, twice):
-    tmp, uri = store
-    cfg = _config(tmp / "work", "experiment=search-optuna", "tune.search=optuna", "tune.optuna.num_samples=4",
-                  "tune.optuna.startup_trials=2", "seeds=[0,1]")
-    return run_sweep(cfg, tmp / "optuna"), uri, tmp
+    return _search_sweep(store, "optuna", "tune.optuna.num_samples=4", "tune.optuna.startup_trials=2", "seeds=[0,1]")
 
 
 def test_optuna_runs_num_samples_trials_over_the_planned_settings(optuna_sweep):
@@ -138,10 +139,7 @@ def test_optuna_runs_num_samples_trials_over_the_planned_settings(optuna_sweep):
 
 @pytest.fixture(scope="module")
 def asha_sweep(store, twice):
-    tmp, uri = store
-    cfg = _config(tmp / "work", "experiment=search-asha", "tune.search=asha", "classifier.epochs=3",
-                  "tune.asha.grace_period=1", "tune.asha.reduction_factor=2")
-    return run_sweep(cfg, tmp / "asha"), uri, tmp
+    return _search_sweep(store, "asha", "classifier.epochs=3", "tune.asha.grace_period=1", "tune.asha.reduction_factor=2")
 
 
 def test_asha_stops_trailing_trials_and_says_which(asha_sweep):
@@ -158,12 +156,3 @@ def test_asha_stops_trailing_trials_and_says_which(asha_sweep):
         assert (epochs[-1] < 3) == (name in stopped)
     aggregates = json.loads((tmp / "asha" / "summary.json").read_text())["aggregates"]
     assert sum(a["seeds"] for a in aggregates) == 3 - len(stopped)  # stopped trials are left out of the means
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (["tune.search=random"], "tune.search"),
-    (["tune.search=asha", "tune.asha.grace_period=2"], "tune.asha.grace_period"),
-])
-def test_bad_search_options_name_the_key(tmp_path, overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        _config(tmp_path, *overrides)

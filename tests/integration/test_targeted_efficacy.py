@@ -9,8 +9,6 @@ every triggered non-target test image. Gradient Matching's victims train from sc
 targets took 78 minutes on a 2-core CPU, so that test runs with `make test-long`.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -18,9 +16,8 @@ from genlab.attacks.efficacy import measure_targeted_efficacy
 from genlab.attacks.targeted_eval import rates_differ, success_rate
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
-REPO = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
+from tests.helpers import REPO
+from tests.integration.victims import trigger_outcomes
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +58,7 @@ def test_hidden_trigger_backdoor_beats_no_poison_on_a_linear_probe(transfer_sett
     moved = np.abs(poison.images.astype(int) - probe_set.images[poison.base_indices].astype(int))
     assert moved.max() <= 32 and np.array_equal(poison.labels, np.zeros(len(poison.labels)))  # hidden, clean-label
     victim = ClassifierConfig(epochs=8, regime="linear_probe", pretrained=pretrained)
-    triggered = poison.trigger.apply(test.images[test.labels != 0])
-    rates, accuracies = {}, {}
-    for name, data in {"clean": probe_set,
-                       "poisoned": probe_set.replace_rows(poison.base_indices, poison.images, poison.labels)}.items():
-        model = train_classifier(data.images, data.labels, 10, victim, seed=1)
-        rates[name] = success_rate(predict(model, triggered) == 0)
-        accuracies[name] = float((predict(model, test.images) == test.labels).mean())
+    rates, accuracies = trigger_outcomes(probe_set, poison, test, victim, target_class=0)
     print(f"hidden trigger, linear probe: poisoned {rates['poisoned']}; clean {rates['clean']}; accuracy {accuracies}")
     assert rates["poisoned"].rate >= 0.3 and rates["clean"].rate <= 0.02, rates
     assert rates_differ(rates["poisoned"], rates["clean"])

@@ -1,10 +1,7 @@
-"""Causal graphs: YAML -> networkx, matrices, refusals, SHD, candidate generation, drawings."""
+"""Causal graphs: YAML -> networkx, matrices, refusals, SHD, candidate generation, drawings (a job refusing a
+cyclic graph: integration/test_causal_jobs.py)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -18,7 +15,7 @@ from genlab.causal.hypothesis import build_candidates
 from genlab.causal.config import CandidateSettings
 from genlab.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def graph_of(edges, nodes="abcde", **kwargs):
@@ -73,14 +70,6 @@ def test_duplicate_node_and_malformed_yaml_are_refused(tmp_path):
     with pytest.raises(GraphError, match="colour"):
         load_graph(bad)
 
-
-def test_job_with_cyclic_graph_exits_2_with_one_line(tmp_path):
-    cyclic = tmp_path / "cyclic.yaml"
-    cyclic.write_text("nodes: [a, b, c]\nedges: [[a, b], [b, c], [c, a]]\n")
-    proc = subprocess.run([sys.executable, "jobs/causal_hypothesis.py", f"graph={cyclic}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: graph file {cyclic}: the graph has a cycle a -> b -> c -> a"]
 
 
 @pytest.mark.parametrize("truth, hypothesis, expected", [

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -15,7 +13,8 @@ from genlab.causal.ranking import CandidateResult, rank_order, summarize
 from genlab.causal.scm import SCMSettings, scm_dataset
 from genlab.causal.train import TrainSettings, fit, make_replicas
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,7 +10,8 @@ from genlab.causal.scm import SCMSettings, build_scm, edge_effects, scm_dataset
 from genlab.causal.splits import SplitSettings, Standardizer, split_columns, tail_split
 from genlab.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")
 
 

@@ -10,13 +10,14 @@ import yaml
 from ray import tune
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from genlab.cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from genlab.config import load_config
 from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import tune_experiment_path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.fake_cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
+from tests.helpers import REPO
+
 FILES = ("cluster.yaml", "cluster-gcp.yaml")
 
 

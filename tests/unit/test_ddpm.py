@@ -1,27 +1,15 @@
-"""PureGen-DDPM and the PureGen combinations: UNet, sampler, checkpoints, training job, purifiers.
-
-The slow tests share one DDPM trained by the real job (conf/train_ddpm.yaml, digits 16x16, a few
-CPU minutes; killed after its first checkpoint and restarted) and the session's EBM trained by
-jobs/train_ebm.py with conf/train_ebm.yaml (`trained_ebm` in conftest.py, shared with
-test_ebm.py), then check that `ddpm` and each combination defeat
-the blend attack. Torch runs single-threaded: on a shared 2-core machine more threads only
-oversubscribe.
+"""PureGen-DDPM and the PureGen combinations without real training: UNet, sampler, purifiers, checkpoints,
+settings, training state (the training job and trained models: integration/test_ddpm.py). Torch runs
+single-threaded: on a shared 2-core machine more threads only oversubscribe.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import pickle
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
@@ -38,19 +26,10 @@ from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 
-from conftest import blend_outcome, job_env, run_killed_then_resumed
+from tests.damaged_checkpoints import assert_pickled_weights_refused, flip_a_weight_byte
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
-T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run torch single-threaded for each test here, then restore the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_unet(seed: int = 0) -> torch.nn.Module:
@@ -173,27 +152,11 @@ def test_checkpoints_refuse_corrupt_pickled_foreign_and_mismatched_files(tmp_pat
     loaded = load_ddpm(good)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
 
-    corrupt = save_model(tmp_path / "corrupt", net, kind="ddpm")
-    raw = bytearray((corrupt / "model.safetensors").read_bytes())
-    raw[-5] ^= 0xFF
-    (corrupt / "model.safetensors").write_bytes(bytes(raw))
+    corrupt = flip_a_weight_byte(save_model(tmp_path / "corrupt", net, kind="ddpm"))
     with pytest.raises(CheckpointError, match="corrupt"):
         DdpmPurifier(DdpmSettings(checkpoint=str(corrupt)), seed=0)
 
-    marker = tmp_path / "unpickled.txt"  # created only if something unpickles the payload
-
-    class Payload:
-        def __reduce__(self):
-            return open, (str(marker), "w")
-
-    pickled = save_model(tmp_path / "pickled", net, kind="ddpm")
-    (pickled / "model.safetensors").write_bytes(pickle.dumps({"weight": Payload()}, protocol=4))
-    with pytest.raises(CheckpointError, match="pickled"):
-        load_ddpm(pickled)
-    torch.save(net.state_dict(), tmp_path / "unet.pt")
-    with pytest.raises(CheckpointError, match="pickled"):
-        load_ddpm(tmp_path / "unet.pt")
-    assert not marker.exists()
+    assert_pickled_weights_refused(net, "ddpm", tmp_path, load_ddpm, load_ddpm)
 
     ebm = save_model(tmp_path / "ebm", build_ebm(EbmNetConfig(nf=4)), kind="ebm")
     with pytest.raises(CheckpointError, match="expected 'ddpm'"):
@@ -300,122 +263,3 @@ def test_training_state_round_trip_continues_exactly(tmp_path, digits):
     other = DdpmTrainer(cfg.model_copy(update={"lr": 1.0}), trainer.data, trainer.preview)
     with pytest.raises(CheckpointError, match="config mismatch"):
         other.load_state(tmp_path / "state")
-
-
-@pytest.mark.parametrize("switch,registered", [
-    ("poison={name: blend, epsilon: 32}", "genlab-ddpm-digits-poisoned-blend"),
-    ("train_dataset={name: shapes, image_size: 32, samples_per_class: 10}", "genlab-ddpm-shapes"),
-])
-def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
-    tiny = ["iterations=2", "batch_size=4", "log_every=1", "checkpoint_every=1", "purify_steps=2", "grid_size=2",
-            "device=cpu", "model.block_out_channels=[8,8,8]"]
-    job = importlib.util.module_from_spec(spec := importlib.util.spec_from_file_location("job", REPO / "jobs" / "train_ddpm.py"))
-    spec.loader.exec_module(job)
-    monkeypatch.setattr(sys, "argv", ["train_ddpm.py", "--config", str(REPO / "conf" / "train_ddpm.yaml"),
-                                      "--out", str(tmp_path / "out"), *tiny, switch])
-    assert job.main() == 0
-    printed = capsys.readouterr().out
-    assert f"registered {registered} version 1" in printed
-    assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits
-    assert load_ddpm(tmp_path / "out" / "model").config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
-
-
-@dataclass(frozen=True)
-class TrainedModels:
-    """The DDPM and EBM trained by the real jobs, and what the DDPM's kill/resume runs printed."""
-
-    tracking_uri: str
-    ddpm_dir: Path
-    ebm_dir: Path
-    killed_at_checkpoint: str
-    resume_output: str
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, trained_ebm) -> TrainedModels:
-    """Run jobs/train_ddpm.py, SIGKILL it after its first checkpoint, rerun it to the end; the EBM is the session's."""
-    root = tmp_path_factory.mktemp("train_ddpm")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    command = [sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--config", str(REPO / "conf" / "train_ddpm.yaml"),
-               "--out", str(root / "ddpm")]
-    killed_at, resumed = run_killed_then_resumed(command, root / "ddpm" / "checkpoints" / "LATEST", root / "first.log",
-                                                 job_env(uri))
-    return TrainedModels(uri, root / "ddpm", trained_ebm.out_dir, killed_at, resumed)
-
-
-@pytest.mark.slow
-def test_training_job_resumes_after_kill_and_registers_the_model(trained, monkeypatch, tmp_path):
-    cfg = load_config(DdpmTrainConfig, REPO / "conf" / "train_ddpm.yaml")
-    resumed_at = int(trained.killed_at_checkpoint.split("-")[1])
-    assert 0 < resumed_at < cfg.iterations and resumed_at % cfg.checkpoint_every == 0
-    assert "resuming ddpm training from" in trained.resume_output and f"(iteration {resumed_at})" in trained.resume_output
-    client = MlflowClient(trained.tracking_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("train-ddpm").experiment_id])
-    assert run.info.status == "FINISHED" and run.data.tags["genlab.resumed_from"] == str(resumed_at)
-    history = client.get_metric_history(run.info.run_id, "loss")
-    assert max(m.step for m in history) == cfg.iterations and min(m.step for m in history) == cfg.log_every
-    by_step: dict[int, set[float]] = {}
-    for metric in history:
-        by_step.setdefault(metric.step, set()).add(metric.value)
-    assert all(len(values) == 1 for values in by_step.values())  # steps re-run after the kill repeat exactly
-    assert client.get_metric_history(run.info.run_id, "purify_mean_abs_change")
-    assert {"ddpm", "purified"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
-    monkeypatch.setenv("GENLAB_MODEL_CACHE", str(tmp_path / "models"))
-    settings = DdpmSettings(registered_model="genlab-ddpm-digits")
-    assert model_fingerprint(settings) == load_checkpoint(trained.ddpm_dir / "model")[1]["files"]["model"]
-    rerun = subprocess.run([sys.executable, str(REPO / "jobs" / "train_ddpm.py"), "--out", str(trained.ddpm_dir)],
-                           cwd=REPO, env=job_env(trained.tracking_uri), capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0 and "nothing to do" in rerun.stdout
-    assert len(client.search_model_versions("name = 'genlab-ddpm-digits'")) == 1
-
-
-# ---------------------------------------------------------------- the blend attack (slow)
-
-
-@pytest.fixture(scope="module")
-def blend_results(trained, blend_poisoned, ebm_purified_blend, digits):
-    """Purify the whole blend-poisoned digits training set with each purifier; train the small CNN on each.
-
-    Settings: `ddpm` at the paper's t* = 75; naive at the paper's [150, 75, 1], as the DDPM chain
-    run on the session's EBM-purified rows (`ebm_purified_blend`, the same seed: the composition
-    test above checks naive is exactly that, save the rounding to pixels in between); reps at
-    [10, 25, 2] (Table 10's [10, 50, 5] costs 250 UNet steps per image, too many for a test);
-    filt at [0, 75, 1], k = 0.5, by the sweep's route: the `ddpm` rows merged by EBM energy.
-    Returns ({purifier: (natural accuracy, poison success)}, filt's chosen-row mask, the PoisonSet).
-    """
-    images, labels = blend_poisoned.images, blend_poisoned.labels
-    rows = np.arange(len(images))
-    ebm = EbmSettings(checkpoint=str(trained.ebm_dir / "model"), langevin_steps=[10], batch_size=2048, device="cpu")
-    ddpm = DdpmSettings(checkpoint=str(trained.ddpm_dir / "model"), diffusion_start_steps=[T_STAR], batch_size=2048,
-                        device="cpu")
-    reps = PuregenRepsSettings(ebm=ebm, ddpm=ddpm.model_copy(update={"diffusion_start_steps": [25]}), reps=2)
-    ddpm_purifier = DdpmPurifier(ddpm, seed=0)  # stateless: noise is drawn per (seed, row id)
-    purified = {"ddpm": ddpm_purifier.purify(images, rows)[T_STAR],
-                "puregen-naive": ddpm_purifier.purify(ebm_purified_blend, rows)[T_STAR],
-                "puregen-reps": build_puregen(reps, seed=0).purify(images, rows)[25]}
-    energies = EnergyScorer(EnergyModelSettings(checkpoint=ebm.checkpoint, device="cpu")).scores(images)
-    chosen = highest_energy_rows(energies, 0.5)
-    purified["puregen-filt"] = np.where(chosen[:, None, None, None], purified["ddpm"], images)
-    results = {"none": blend_poisoned.undefended}
-    results.update({name: blend_outcome(data, labels, blend_poisoned.poison, digits) for name, data in purified.items()})
-    print(f"blend on digits, small CNN: (natural accuracy, poison success) {results}")
-    return results, chosen, blend_poisoned.poison
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("purifier", ["ddpm", "puregen-naive", "puregen-reps", "puregen-filt"])
-def test_purifier_halves_blend_poison_success_within_3_points_of_accuracy(blend_results, purifier):
-    results, _, _ = blend_results
-    (accuracy_none, success_none), (accuracy, success) = results["none"], results[purifier]
-    assert success_none > 0.8  # the attack works undefended
-    assert success <= 0.5 * success_none
-    assert accuracy >= accuracy_none - 0.03
-
-
-@pytest.mark.slow
-def test_filt_ranks_the_poisons_among_the_highest_energies(blend_results):
-    _, chosen, poison = blend_results
-    assert chosen.mean() == pytest.approx(0.5, abs=1e-3)
-    assert chosen[poison.base_indices].mean() > 0.9  # the trigger raises the energy: the poisons get purified

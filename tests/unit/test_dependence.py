@@ -21,7 +21,7 @@ def test_mic_of_a_noiseless_function_is_near_one(relation):
     x = _uniform(500, 0)
     scores = information_coefficients(x, relation(x))
     assert scores.mic >= 0.95
-    assert 0.0 < scores.tic <= scores.mic <= 1.0
+    assert scores.tic > 0.3 and scores.mic <= 1.0  # TIC: linear 1.0, parabola 0.73, sine 0.41; independent ~0.06
 
 
 def test_mic_matches_minepy_on_its_documented_example():
@@ -72,7 +72,7 @@ def test_hsic_detects_a_dependence_that_pearson_misses():
     y = x ** 2 + np.random.default_rng(11).normal(0.0, 0.05, 300)
     assert abs(np.corrcoef(x, y)[0, 1]) < 0.1
     result = hsic(x, y)
-    assert result["hsic_p_value"] < 0.01 and 0.0 < result["hsic"] <= 1.0
+    assert result["hsic_p_value"] < 0.01 and 0.2 < result["hsic"] <= 1.0  # 0.34 here; independent data < 0.05
     assert hsic(x, x)["hsic"] == pytest.approx(1.0)
 
 
