@@ -22,9 +22,9 @@ INTEGRATION = Path(__file__).resolve().parent / "integration"
 # 34 min serial, 31 min on two workers (the Ray tests already keep both cores busy, so the gain is the
 # torch-only tests'). The scheduler is our own (pytest_xdist_make_scheduler): xdist 3.8's xdist_group marks
 # rename node ids through an attribute pytest 9 no longer reads, so --dist loadgroup schedules them test by test.
+# Every file with a test on `ray_session` (one local Ray per run):
 RAY_SESSION_FILES = ("integration/test_causal_jobs.py", "integration/test_latent_augment.py",
-                     "integration/test_purifiers.py", "integration/test_sweep.py",
-                     "integration/test_sweep_search.py")  # every file with a test on `ray_session` (one local Ray per run)
+                     "integration/test_purifiers.py", "integration/test_sweep.py", "integration/test_sweep_search.py")
 TEST_GROUPS = {
     **{path: "ray_session" for path in RAY_SESSION_FILES},
     # trained_ebm, blend_poisoned, ebm_purified_blend

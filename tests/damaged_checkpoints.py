@@ -31,7 +31,8 @@ def flip_a_weight_byte(checkpoint: Path) -> Path:
     return checkpoint
 
 
-def assert_pickled_weights_refused(net: torch.nn.Module, kind: str, folder: Path, load_checkpoint: Callable[[Path], object],
+def assert_pickled_weights_refused(net: torch.nn.Module, kind: str, folder: Path,
+                                   load_checkpoint: Callable[[Path], object],
                                    load_weights_file: Callable[[Path], object]) -> None:
     """Check that `load_checkpoint` refuses a checkpoint of `net` (`kind` "ebm" or "ddpm", saved under `folder`)
     whose model.safetensors is a pickle, and `load_weights_file` a torch.save file of `net`'s weights, each with a

@@ -45,7 +45,6 @@ def run_job_main(job: str, args: list[str], monkeypatch) -> int:
     return module.main()
 
 
-
 def rewrite_npz(path: Path, **arrays: np.ndarray) -> None:
     """Rewrite the .npz file at `path` in place with `arrays` replacing (or adding) entries of the same names."""
     with np.load(path, allow_pickle=False) as data:

@@ -48,7 +48,8 @@ def blend_outcome(images, labels, poison, digits) -> tuple[float, float]:
 
 
 def run_killed_then_resumed(command: list[str], latest: Path, log: Path, env: dict[str, str]) -> tuple[str, str]:
-    """Run `command` in `log`'s folder, SIGKILL it once `latest` (its checkpoint pointer) appears, run it again to the end.
+    """Run `command` in `log`'s folder, SIGKILL it once `latest` (its checkpoint pointer) appears, run it again to
+    the end.
 
     Returns (the checkpoint LATEST named at the kill, the second run's stdout); asserts both runs worked.
     """

@@ -64,7 +64,8 @@ def test_hypothesis_job_ranks_candidates_in_tune_and_mlflow(ray_session, mlflow_
     # The share of seeds in which the truth's OOD error (as MLflow holds it) is below every candidate missing or
     # reversing a true edge (no_x2_x3 is one).
     wrong = [ood_by_seed[row["name"]] for row in summary["ranking"] if row["missing"] > 0]
-    assert wrong and summary["true_beats_missing_or_reversed"] == np.mean(np.all([ood_by_seed["true"] < w for w in wrong], axis=0))
+    beats = np.all([ood_by_seed["true"] < errors for errors in wrong], axis=0)
+    assert wrong and summary["true_beats_missing_or_reversed"] == np.mean(beats)
 
 
 def test_train_job_compares_models_on_pendulum(ray_session, mlflow_store, tmp_path, monkeypatch):
@@ -79,7 +80,8 @@ def test_train_job_compares_models_on_pendulum(ray_session, mlflow_store, tmp_pa
                                                            "fully_connected"]
     assert all(row["status"] == "FINISHED" and row["ood_mse"] > 0 for row in summary["models"])
     assert summary["splits"] == ["light"]
-    best = {causal: min(row["ood_mse"] for row in summary["models"] if row["causal"] == causal) for causal in (True, False)}
+    best = {causal: min(row["ood_mse"] for row in summary["models"] if row["causal"] == causal)
+            for causal in (True, False)}
     assert summary["causal_beats_baselines"] == (best[True] < best[False])
 
     client, parent, children = runs_of(mlflow_store, "causal-train")

@@ -40,8 +40,8 @@ T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it
 def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
     tiny = ["iterations=2", "batch_size=4", "log_every=1", "checkpoint_every=1", "purify_steps=2", "grid_size=2",
             "device=cpu", "model.block_out_channels=[8,8,8]"]
-    assert run_job_main("train_ddpm.py", ["--config", str(REPO / "conf" / "train_ddpm.yaml"), "--out", str(tmp_path / "out"),
-                                          *tiny, switch], monkeypatch) == 0
+    args = ["--config", str(REPO / "conf" / "train_ddpm.yaml"), "--out", str(tmp_path / "out"), *tiny, switch]
+    assert run_job_main("train_ddpm.py", args, monkeypatch) == 0
     printed = capsys.readouterr().out
     assert f"registered {registered} version 1" in printed
     assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits

@@ -27,8 +27,8 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
     try:
         address = f"http://127.0.0.1:{dashboard}"
         assert jobs_api_up(head, address, env), "the Ray head did not come up"
-        job = submit_job(address, ["python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=2",
-                                   "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
+        job = submit_job(address, ["python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"),
+                                   "classifier.epochs=2", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
                                    "attacks=[{name: badnets}, {name: blend}]", f"work_dir={tmp_path / 'work'}"],
                          env, timeout=900, options=("--working-dir", "."))
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]

@@ -91,9 +91,10 @@ def test_a_second_sweep_reads_every_part_from_the_cache(twice):
 
 
 def test_without_retries_the_same_fault_fails_the_trial_and_the_job(tmp_path):
-    proc = run_job(["jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1", "attacks=[{name: badnets}]",
-                    "purifiers=[{name: none}]", "faults.fail_trials_matching=[none]", "faults.fail_once=true",
-                    "tune.max_failures=0", "ray.num_cpus=2", f"work_dir={tmp_path / 'w'}"], sqlite_store(tmp_path), timeout=600)
+    proc = run_job(["jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1",
+                    "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "faults.fail_trials_matching=[none]",
+                    "faults.fail_once=true", "tune.max_failures=0", "ray.num_cpus=2", f"work_dir={tmp_path / 'w'}"],
+                   sqlite_store(tmp_path), timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["trials"]
     assert [(r["run_name"], r["status"]) for r in summary] == [("badnets-none-seed0", "FAILED")]

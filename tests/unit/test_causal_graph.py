@@ -71,7 +71,6 @@ def test_duplicate_node_and_malformed_yaml_are_refused(tmp_path):
         load_graph(bad)
 
 
-
 @pytest.mark.parametrize("truth, hypothesis, expected", [
     ([("a", "b")], [("a", "b")], (0, 0, 0)),
     ([("a", "b")], [], (1, 1, 0)),  # missing
