@@ -1,9 +1,10 @@
 # The two commands of the README:  make sweep  (set up + run the demo sweep)  and  make test.
+# make test-fast runs the unit lane only (tests/unit: no Ray, no MLflow store, no jobs, no real training).
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: sweep test test-long setup clean
+.PHONY: sweep test test-fast test-long setup clean
 
 setup: $(STAMP)
 
@@ -21,8 +22,13 @@ sweep: $(STAMP)
 TEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --no-loadscope-reorder)
 
+# Both lanes: tests/unit and tests/integration (every test but the long ones).
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The unit lane alone.
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/python -m pytest $(XDIST) tests/unit $(PYTEST_ARGS)
 
 # The measurements too long for `make test` (tests marked long), e.g. Gradient Matching over 48 targets.
 test-long: $(STAMP)

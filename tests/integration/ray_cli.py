@@ -1,0 +1,74 @@
+"""A Ray head of a test's own, driven through the `ray` CLI (integration/test_ray_job.py, test_autoscaling.py):
+free ports for it, the auth token a CLI head needs, waiting for its jobs API, and `ray job submit`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.helpers import REPO
+
+RAY_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin"  # `ray` of the environment running the tests
+# Flags that give a node's agents their own ports: the test session's local Ray holds the defaults.
+AGENT_PORT_FLAGS = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
+                    "--runtime-env-agent-port", "--ray-client-server-port")
+HEAD_START_S = 120  # how long a head may take to answer `ray job list`, and its job agent to take a job
+
+
+def free_ports(count: int) -> list[int]:
+    """Return `count` distinct TCP ports free on 127.0.0.1 now (bound all at once, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def agent_port_args(ports: list[int]) -> list[str]:
+    """Return the `ray start` arguments giving the node's agents `ports` (one per AGENT_PORT_FLAGS entry)."""
+    return [arg for flag, port in zip(AGENT_PORT_FLAGS, ports, strict=True) for arg in (flag, str(port))]
+
+
+def ensure_ray_auth_token(env: dict[str, str]) -> None:
+    """Create ~/.ray/auth_token with the `ray` CLI if it is missing, as `ray.init` does: Ray 2.60's
+    `ray start --head` with RAY_AUTH_MODE=token refuses to start without one, so a fresh machine whose
+    first Ray is a CLI head needs it made first."""
+    subprocess.run([str(RAY_BIN / "ray"), "get-auth-token", "--generate"], env=env, check=True, capture_output=True)
+
+
+def jobs_api_up(head: subprocess.Popen, address: str, env: dict[str, str], log: Path | None = None) -> bool:
+    """Wait until the head started as `head` answers `ray job list` at `address` (the dashboard's http address).
+
+    Returns True once it answers, False if the head process exits first; asserts it answers within HEAD_START_S
+    (the failure shows the end of the head's `log`, if given).
+    """
+    deadline = time.time() + HEAD_START_S
+    while head.poll() is None:
+        listed = subprocess.run([str(RAY_BIN / "ray"), "job", "list", "--address", address], env=env,
+                                capture_output=True, timeout=HEAD_START_S)
+        if listed.returncode == 0:
+            return True
+        assert time.time() < deadline, (f"the Ray head at {address} did not answer in {HEAD_START_S} s:\n"
+                                        + (log.read_text()[-3000:] if log else ""))
+        time.sleep(2)
+    return False
+
+
+def submit_job(address: str, entrypoint: list[str], env: dict[str, str], *, timeout: float,
+               options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `ray job submit --address address [options] -- entrypoint` from the checkout and return the finished
+    submit (stdout and stderr as text). The dashboard answers before the node's job agent is up, so a submit
+    refused with "No available agent" is repeated for up to HEAD_START_S."""
+    command = [str(RAY_BIN / "ray"), "job", "submit", "--address", address, *options, "--", *entrypoint]
+    deadline = time.time() + HEAD_START_S
+    while True:
+        job = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent" not in job.stderr or time.time() > deadline:
+            return job
+        time.sleep(3)

@@ -1,0 +1,17 @@
+"""jobs/import_poisons.py accepts a good PoisonSet file into the poison cache and refuses a bad one with one line
+(the format itself: unit/test_poisonset.py)."""
+
+from tests.helpers import rewrite_npz, run_job, sqlite_store
+
+
+def test_import_job_accepts_good_and_refuses_bad_files(blend_file, tmp_path):
+    poison, path = blend_file
+    store = sqlite_store(tmp_path)
+    ok = run_job(["jobs/import_poisons.py", str(path), f"work_dir={tmp_path / 'work'}"], store, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert list((tmp_path / "work" / "poisons" / "imported").glob("blend-*.npz"))
+    rewrite_npz(path, base_indices=poison.base_indices + 100_000)
+    bad = run_job(["jobs/import_poisons.py", str(path), f"work_dir={tmp_path / 'work2'}"], store, timeout=300)
+    assert bad.returncode == 1 and "base_indices must lie in" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "work2" / "poisons").exists()

@@ -1,0 +1,26 @@
+"""Generative models a sweep needs are trained on first use and reused afterwards (a given checkpoint is left alone:
+unit/test_sweep_models.py)."""
+
+import yaml
+
+from genlab.purify.ebm import EbmSettings
+from genlab.sweep.models import provide_models
+
+from tests.integration.tiny_models import TINY_EBM
+
+TINY = {**TINY_EBM, "register_model": False}
+
+
+def test_missing_ebm_is_trained_once_then_reused(mlflow_store, digits, tmp_path, capsys):
+    config = tmp_path / "train_ebm.yaml"
+    config.write_text(yaml.safe_dump({"poison": None, **TINY}))
+    from genlab.data import DatasetConfig
+
+    first = provide_models(EbmSettings(), {"ebm": str(config)}, DatasetConfig(), digits[0], tmp_path / "work")
+    assert "training one" in capsys.readouterr().out
+    finished = (tmp_path / "work" / "models").glob("ebm-*/finished.json")
+    stamp = [p.stat().st_mtime_ns for p in finished]
+    second = provide_models(EbmSettings(), {"ebm": str(config)}, DatasetConfig(), digits[0], tmp_path / "work")
+    assert second.checkpoint == first.checkpoint and "training one" not in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "work" / "models").glob("ebm-*/finished.json")] == stamp
+    assert first.weights_fingerprint() == second.weights_fingerprint()
