@@ -56,7 +56,7 @@ def rewrite_npz(path: Path, **arrays: np.ndarray) -> None:
 def load_poisons(path: Path, train):
     """Return the PoisonSet file at `path` read and validated against the ImageSet `train` (its size, image shape,
     class count, hash and clean images)."""
-    from genlab.attacks import load_poison_set
+    from genlab.data.poisonset import load_poison_set
 
     return load_poison_set(path, train_size=len(train), image_shape=train.shape, num_classes=len(train.classes),
                            dataset_hash=train.hash, clean_images=train.images)

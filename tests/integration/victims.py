@@ -11,7 +11,7 @@ def trigger_outcomes(train, poison, test, victim, target_class: int) -> tuple[di
     Returns ({name: SuccessRate of the test images not of `target_class`, `poison`'s trigger applied, classified
     as `target_class`}, {name: natural accuracy on `test`, 0..1}).
     """
-    from genlab.attacks.targeted_eval import success_rate
+    from genlab.attacks.targeted.targeted_eval import success_rate
     from genlab.train.classifier import predict, train_classifier
 
     triggered = poison.trigger.apply(test.images[test.labels != target_class])

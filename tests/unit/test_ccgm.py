@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genlab.causal.skewsize import skewsize
+from genlab.causal.ccgm.skewsize import skewsize
 
 
 def test_skewsize_is_zero_for_attribute_blind_and_one_for_attribute_driven_predictions():
