@@ -16,7 +16,7 @@ from genlab.attacks.crafting import craft_cached
 from genlab.attacks.imported import ImportedPoisonConfig, load_imported
 from genlab.config import validate
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.plan import poison_for
+from genlab.sweep.training_sets import poison_for
 
 REPO = Path(__file__).resolve().parents[1]
 JOB = [sys.executable, str(REPO / "jobs" / "craft_poisons.py"), "--config", str(REPO / "conf" / "attacks" / "badnets.yaml")]

@@ -29,16 +29,17 @@ from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ddpm import PAPER_UNET_32, DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm, model_fingerprint
+from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm
 from genlab.purify.ebm import EbmPurifier, EbmSettings
 from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
                                    PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,
                                    highest_energy_rows, repetition_seed)
-from genlab.purify.speed import compare_speed_paths, speed_loop
+from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 
 from conftest import blend_outcome, job_env, run_killed_then_resumed
+from purify_speed import compare_speed_paths, speed_loop
 
 REPO = Path(__file__).resolve().parents[1]
 T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it

@@ -28,12 +28,13 @@ from genlab.config import load_config, validate
 from genlab.data.convert import to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
-from genlab.purify.speed import compare_speed_paths, speed_loop
+from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
+from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
 
 from conftest import EBM_PURIFY_T, blend_outcome
+from purify_speed import compare_speed_paths, speed_loop
 
 REPO = Path(__file__).resolve().parents[1]
 EPS = 1.25e-2  # the spec's Langevin step size, [-1,1] units
