@@ -64,7 +64,7 @@ class DdpmPurifier(NetworkPurifier):
         out = {t: np.empty_like(images) for t in self.settings.diffusion_start_steps}
         for start in range(0, len(images), self.settings.batch_size):
             rows = slice(start, start + self.settings.batch_size)
-            purified = self.purify_tensor(to_tensor(images[rows], self.device), row_ids[rows])
+            purified = self.purify_tensor(to_tensor(images[rows], device=self.device), row_ids[rows])
             for t, x in purified.items():
                 out[t][rows] = to_pixels(x)
         return out

@@ -83,7 +83,7 @@ class EbmPurifier(NetworkPurifier):
         out = {t: np.empty_like(images) for t in steps}
         for start in range(0, len(images), self.settings.batch_size):
             batch = images[start:start + self.settings.batch_size]
-            chain = self.sampler.run(to_tensor(batch, self.device), steps=steps, seed=self.seed,
+            chain = self.sampler.run(to_tensor(batch, device=self.device), steps=steps, seed=self.seed,
                                      row_ids=row_ids[start:start + len(batch)])
             for t, x_t in chain.snapshots.items():
                 out[t][start:start + len(batch)] = to_pixels(x_t)

@@ -166,7 +166,7 @@ class PuregenPurifier(Purifier):
         out = {t: np.empty_like(images) for t in self.settings.ddpm.diffusion_start_steps}
         for start in range(0, len(images), self.batch_size):
             rows = slice(start, start + self.batch_size)
-            for t, x in self.purify_tensor(to_tensor(images[rows], self.ebm.device), row_ids[rows]).items():
+            for t, x in self.purify_tensor(to_tensor(images[rows], device=self.ebm.device), row_ids[rows]).items():
                 out[t][rows] = to_pixels(x)
         return out
 
@@ -203,7 +203,7 @@ class EnergyScorer:
     def scores(self, images: np.ndarray) -> np.ndarray:
         """Return float64 [N] energies of uint8 NHWC images (lower = more natural)."""
         step = self.settings.batch_size
-        chunks = [self.model(to_tensor(images[i:i + step], self.device)).double().cpu()
+        chunks = [self.model(to_tensor(images[i:i + step], device=self.device)).double().cpu()
                   for i in range(0, len(images), step)]
         return torch.cat(chunks).numpy() if chunks else np.zeros(0)
 
