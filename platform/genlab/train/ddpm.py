@@ -154,7 +154,7 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
         """Log a grid of training images, their jump to t* and Psi_t*, and the mean absolute change (pixels)."""
         state.model.eval()
         sampler, t_star, preview = DdpmSampler(state.model), self.cfg.purify_steps, self.preview
-        x0 = to_tensor(preview, self.device)
+        x0 = to_tensor(preview, device=self.device)
         noise = torch.randn(x0.shape, generator=iteration_generator(self.cfg.seed, -1)).to(self.device)
         purified = to_pixels(sampler.purify(x0, [t_star], seed=self.cfg.seed, row_ids=np.arange(len(preview)))[t_star])
         change = float(np.abs(purified.astype(np.float32) - preview.astype(np.float32)).mean())
@@ -185,7 +185,7 @@ def train_ddpm(cfg: DdpmTrainConfig, train_set: ImageSet, preview: np.ndarray, o
     if train_set.shape != (cfg.model.sample_size, cfg.model.sample_size, cfg.model.channels):
         raise ConfigError(f"config keys model.sample_size/model.channels: the UNet takes {cfg.model.sample_size}x"
                           f"{cfg.model.sample_size}x{cfg.model.channels} images, the training set has {train_set.shape}")
-    trainer = DdpmTrainer(cfg, to_tensor(train_set.images, resolve_device(cfg.device)), preview)
+    trainer = DdpmTrainer(cfg, to_tensor(train_set.images, device=resolve_device(cfg.device)), preview)
     name = registry_name_of(cfg)
     return train_generative(trainer, out_dir, run_name=f"{name.removeprefix('genlab-')}-seed{cfg.seed}",
                             registered_name=name, dataset_hash=train_set.hash)

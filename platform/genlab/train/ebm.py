@@ -204,7 +204,7 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         """Log a grid of chain states and one of training images before/after Psi_T (T = purify_steps)."""
         cfg, preview = self.cfg, self.preview
         state.model.eval()
-        purified = self.sampler.run(to_tensor(preview, self.device), steps=cfg.purify_steps, seed=cfg.seed,
+        purified = self.sampler.run(to_tensor(preview, device=self.device), steps=cfg.purify_steps, seed=cfg.seed,
                                     row_ids=np.arange(len(preview))).snapshots[cfg.purify_steps]
         with tempfile.TemporaryDirectory() as tmp:
             samples = save_image_grid([to_pixels(state.bank[i * cfg.grid_size:(i + 1) * cfg.grid_size]) for i in range(2)],
@@ -236,7 +236,7 @@ def train_ebm(cfg: EbmTrainConfig, ebm_train: ImageSet, preview: np.ndarray, out
     """
     if cfg.model.channels != ebm_train.shape[2]:
         raise ConfigError(f"config key model.channels: {cfg.model.channels}, but the data have {ebm_train.shape[2]} channels")
-    trainer = EbmTrainer(cfg, to_tensor(ebm_train.images, resolve_device(cfg.device)), preview)
+    trainer = EbmTrainer(cfg, to_tensor(ebm_train.images, device=resolve_device(cfg.device)), preview)
     name = registered_name or registry_name_of(cfg)
     source = f"-from-{cfg.train_dataset.name}" if cfg.train_dataset else ""
     return train_generative(trainer, out_dir, run_name=f"ebm-{cfg.dataset.name}{source}-seed{cfg.seed}",
