@@ -43,7 +43,8 @@ class NetworkSettings(ModelSource, PurifierSettings):
                           **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.model_kind, cls.missing_model = kind, f"purifier {kind} needs checkpoint=... or registered_model=..."
-        cls.snapshot_field, cls.label_prefix, cls.optimized_batch_size = snapshot_field, label_prefix, optimized_batch_size
+        cls.snapshot_field, cls.label_prefix = snapshot_field, label_prefix
+        cls.optimized_batch_size = optimized_batch_size
 
     def snapshot_steps(self) -> list[int]:
         return list(getattr(self, self.snapshot_field))

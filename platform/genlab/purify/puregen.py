@@ -101,7 +101,6 @@ class EnergyModelSettings(ModelSource):
     model_kind: ClassVar[str] = EBM_KIND
     missing_model: ClassVar[str] = ("purifier puregen-filt needs energy_model.checkpoint=... or "
                                     "energy_model.registered_model=...")
-
     batch_size: int = Field(1024, ge=1)  # images per energy evaluation
     device: str = "auto"  # auto (cuda when present), cpu or cuda
 
@@ -146,7 +145,8 @@ PuregenSettings = PuregenNaiveSettings | PuregenRepsSettings | PuregenFiltSettin
 
 
 def repetition_seed(seed: int, repetition: int) -> int:
-    """Return the noise seed (32 bits) of repetition `repetition` (0-based): `seed` itself for 0, derived from both otherwise."""
+    """Return the noise seed of repetition `repetition` (0-based): `seed` itself for 0, else a 32-bit seed
+    derived from both (`derive_seed("puregen-reps", seed, repetition)`)."""
     return seed if repetition == 0 else derive_seed("puregen-reps", seed, repetition)
 
 

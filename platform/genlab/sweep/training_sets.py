@@ -130,7 +130,8 @@ def _purify_parts(cfg: SweepConfig, settings: PurifierSettings, parts: list[Stag
 
 def _poisoned_sets(attack: str, poison: PoisonSet, settings: PurifierSettings, train: ImageSet,
                    clean: PurifiedImages, dirty: PurifiedImages, stage_ran: bool, out_dir: Path) -> list[TrainingSet]:
-    """Return the attack's training set at every step count of `settings`: purified clean rows, its purified poison rows."""
+    """Return the attack's training set at every step count of `settings`: the purified clean rows with its
+    purified poisoned rows in their places (puregen-filt: only the highest-energy rows purified)."""
     rows = poison.base_indices
     labels = train.labels.copy()
     labels[rows] = poison.labels

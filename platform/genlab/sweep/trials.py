@@ -33,10 +33,9 @@ def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poison
     `poison_success_rate` (fractions in [0, 1], exactly as logged to MLflow; None unless it
     finished), `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`.
     """
-    callback = MlflowTrialCallback(tracking_uri=tracking_uri(), experiment_id=run.experiment_id,
-                                   parent_run_id=run.run_id, tags=standard_tags(dataset_hash=dataset_hash, seed=cfg.seed),
-                                   params=params_for(cfg), grids={s.key: s.grid_path for s in sets},
-                                   full_epochs=cfg.classifier.epochs)
+    callback = MlflowTrialCallback(tracking_uri=tracking_uri(), experiment_id=run.experiment_id, parent_run_id=run.run_id,
+                                   tags=standard_tags(dataset_hash=dataset_hash, seed=cfg.seed), params=params_for(cfg),
+                                   grids={s.key: s.grid_path for s in sets}, full_epochs=cfg.classifier.epochs)
     ran = _fit(cfg, sets, test, poisons, callback, tune_path)
     specs = ran if cfg.tune.search == "optuna" else grid_specs(sets, cfg.seeds)
     return [_row(spec, callback) for spec in specs]
