@@ -50,8 +50,8 @@ from genlab.purify.base import PurifierSettings
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EBM_KIND, EbmPurifier, EbmSettings
 from genlab.purify.puregen import EnergyModelSettings, PuregenFiltSettings, PuregenNaiveSettings, PuregenRepsSettings
-from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.langevin import LangevinSampler
+from purify_speed import compare_speed_paths, speed_loop
 
 PURIFIERS = ("ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
 SIZES = {  # scale -> (EBM net, UNet, image side, channels, default Langevin steps T)

@@ -1,5 +1,9 @@
 """Defense sweep: attacks x purifiers x seeds -> natural accuracy and poison success, in MLflow.
 
+`genlab.sweep.runner.run_sweep` runs its five steps in one MLflow run: provision the generative
+models, craft the poisons, purify the training sets (Ray Data), train one classifier per trial
+(Ray Tune), report (results table, means over seeds, Pareto plot).
+
 Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/defense_sweep.py                                  # conf/defense_sweep.yaml
     python jobs/defense_sweep.py --out out/sweep classifier.epochs=5 seeds=[0,1]

@@ -15,7 +15,7 @@ from genlab.attacks.crafting import craft_cached
 from genlab.attacks.imported import ImportedPoisonConfig, load_imported
 from genlab.config import validate
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.plan import poison_for
+from genlab.sweep.training_sets import poison_for
 
 from tests.helpers import REPO
 

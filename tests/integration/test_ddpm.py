@@ -18,7 +18,8 @@ import pytest
 
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
-from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm, model_fingerprint
+from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm
+from genlab.purify.model_source import model_fingerprint
 from genlab.purify.ebm import EbmPurifier, EbmSettings
 from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
                                    PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,

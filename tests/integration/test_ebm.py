@@ -20,7 +20,8 @@ import torch
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
 from genlab.data.convert import to_tensor
-from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, model_fingerprint, resolve_ebm_checkpoint
+from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
+from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
 

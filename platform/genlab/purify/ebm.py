@@ -8,11 +8,12 @@ unchecked, spec puregen.md §2), clamped to [0, 255] and rounded. Noise is keyed
 (seed, row_id), so a row gets the same transform in any batch, actor or device.
 
 The EBM comes from a checkpoint directory (`checkpoint`) or the MLflow model registry
-(`registered_model` + `model_version`); it is loaded once per purifier (one copy per Ray actor).
+(`registered_model` + `model_version`), one of the two (`genlab.purify.model_source`); it is loaded
+once per purifier (one copy per Ray actor).
 
 Speed: `precision`, `channels_last`, `compile` and `batch_size` change how the same chain runs,
-not what it computes (`genlab.samplers.speed`). `SPEED_LOOPS` names the two ways
-`genlab.purify.speed` compares: the official code's loop (fp32, eager, batch 128, one autograd
+not what it computes (`genlab.purify.network`). `speed_loops()` names the two ways
+`bench/purify_speed.py` compares: the official code's loop (fp32, eager, batch 128, one autograd
 call per step) and the fast one (bf16 autocast with TF32 for the rest, channels-last, compiled,
 batch 4096).
 """
@@ -20,44 +21,31 @@ batch 4096).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from genlab.checkpoints import load_frozen_model, read_checkpoint_index
-from genlab.tracking import resolve_registered_checkpoint
+from genlab.checkpoints import load_frozen_model
 from genlab.data.convert import to_pixels, to_tensor
-from genlab.errors import CheckpointError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.base import Purifier, PurifierSettings
-from genlab.samplers.langevin import LangevinSampler, resolve_device
-from genlab.samplers.speed import resolve_precision
+from genlab.purify.model_source import registered_checkpoint
+from genlab.purify.network import NetworkPurifier, NetworkSettings
+from genlab.samplers.langevin import LangevinSampler
 
 EBM_KIND = "ebm"
-TRAIN_HINT = "train one with `python jobs/train_ebm.py` (conf/train_ebm.yaml), which registers genlab-ebm-<dataset>"
 
 
-class EbmSettings(PurifierSettings):
+class EbmSettings(NetworkSettings, kind=EBM_KIND, snapshot_field="langevin_steps", label_prefix="ebm-T",
+                  optimized_batch_size=4096):
     """PureGen-EBM: Langevin purification with a trained EBM; `langevin_steps` are the snapshot T values of one chain."""
 
-    SPEED_LOOPS: ClassVar[dict[str, dict[str, Any]]] = {
-        "reference": {"precision": "fp32", "channels_last": False, "compile": False, "batch_size": 128},
-        "optimized": {"precision": "bf16", "channels_last": True, "compile": True, "batch_size": 4096},
-    }
     name: Literal["ebm"] = "ebm"
     langevin_steps: list[int] = Field(default_factory=lambda: [150])  # T values (snapshots of one chain); paper: 150
     step_size: float = Field(1.25e-2, gt=0)  # Langevin eps, [-1,1] units (per-step noise std)
     temperature: float = Field(1e-4, gt=0)  # Langevin tau (energy is divided by it)
-    checkpoint: str | None = None  # EBM checkpoint directory (from jobs/train_ebm.py); or use registered_model
-    registered_model: str | None = None  # MLflow registry name, e.g. genlab-ebm-digits
-    model_version: int | str | None = None  # registry version number or alias; None = latest version
     batch_size: int = Field(256, ge=1)  # images per chain batch on the device
-    device: str = "auto"  # auto (cuda when present), cpu or cuda
-    precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"  # energy-net arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
-    channels_last: bool = False  # feed the energy net channels-last tensors (faster convolutions on CUDA)
-    compile: bool = False  # torch.compile the energy net and the noise (pays a compile per new batch shape)
 
     @field_validator("langevin_steps")
     @classmethod
@@ -66,24 +54,6 @@ class EbmSettings(PurifierSettings):
             raise ValueError("langevin_steps must be a non-empty list of step counts >= 1")
         return sorted(set(steps))
 
-    @model_validator(mode="after")
-    def _one_model_source(self) -> "EbmSettings":
-        if self.checkpoint is not None and self.registered_model is not None:
-            raise ValueError("set either checkpoint or registered_model, not both")
-        return self
-
-    def snapshot_steps(self) -> list[int]:
-        return list(self.langevin_steps)
-
-    def label(self, steps: int = 0) -> str:
-        return f"ebm-T{steps}" if steps else f"ebm-T{','.join(map(str, self.langevin_steps))}"
-
-    def weights_fingerprint(self) -> str | None:
-        return model_fingerprint(self)
-
-    def snapshot_path(self) -> str | None:
-        return "langevin_steps"
-
 
 def resolve_ebm_checkpoint(name: str, version_or_alias: str | int | None = None) -> Path:
     """Return the local directory of a registered EBM (download cached under `.genlab/models`).
@@ -91,9 +61,7 @@ def resolve_ebm_checkpoint(name: str, version_or_alias: str | int | None = None)
     `version_or_alias`: a version number, an alias, or None / `latest` for the newest version.
     Raises `CheckpointError` if it is absent or not an EBM checkpoint.
     """
-    path = resolve_registered_checkpoint(name, version_or_alias)
-    read_checkpoint_index(path, kind=EBM_KIND)
-    return path
+    return registered_checkpoint(name, version_or_alias, kind=EBM_KIND)
 
 
 def load_ebm(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -101,30 +69,13 @@ def load_ebm(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.M
     return load_frozen_model(path, kind=EBM_KIND, config_cls=EbmNetConfig, build=build_ebm, device=device)
 
 
-def model_source(settings: EbmSettings) -> Path:
-    """Return the checkpoint directory the settings name; raise `CheckpointError` with the train command if none."""
-    if settings.checkpoint is not None:
-        return Path(settings.checkpoint)
-    if settings.registered_model is not None:
-        return resolve_ebm_checkpoint(settings.registered_model, settings.model_version)
-    raise CheckpointError(f"purifier ebm needs checkpoint=... or registered_model=...; {TRAIN_HINT}")
-
-
-def model_fingerprint(settings: EbmSettings) -> str:
-    """Return the sha256 of the EBM weights the settings name (for cache keys: a retrained checkpoint changes it)."""
-    return read_checkpoint_index(model_source(settings), kind=EBM_KIND)["files"]["model"]
-
-
-class EbmPurifier(Purifier):
+class EbmPurifier(NetworkPurifier):
     """Psi_T for every T in `settings.langevin_steps`, from one Langevin chain per image."""
 
     def __init__(self, settings: EbmSettings, seed: int) -> None:
-        self.settings, self.seed = settings, seed
-        self.device = resolve_device(settings.device)
-        self.model = load_ebm(model_source(settings), self.device)
+        super().__init__(settings, seed, load_ebm)
         self.sampler = LangevinSampler(self.model, step_size=settings.step_size, temperature=settings.temperature,
-                                       precision=resolve_precision(settings.precision, self.device),
-                                       channels_last=settings.channels_last, compile=settings.compile)
+                                       **settings.speed_options(self.device))
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{T: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""

@@ -29,22 +29,18 @@ official loop); the final images are clamped and rounded to uint8. Noise: repeti
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Annotated, ClassVar, Literal, Self, Union
 
 import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from genlab.checkpoints import read_checkpoint_index
-from genlab.config import StrictModel
 from genlab.data.convert import to_pixels, to_tensor
-from genlab.errors import CheckpointError
-from genlab.purify import ebm as ebm_purify
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.purify.ddpm import DdpmPurifier, DdpmSettings
-from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
-from genlab.samplers.langevin import resolve_device
+from genlab.purify.ebm import EBM_KIND, EbmPurifier, EbmSettings, load_ebm
+from genlab.purify.model_source import ModelSource, model_dir
+from genlab.runtime import derive_seed, resolve_device
 
 
 class _ChainedSettings(PurifierSettings):
@@ -72,7 +68,7 @@ class _ChainedSettings(PurifierSettings):
         return "ddpm.diffusion_start_steps"
 
     def weights_fingerprint(self) -> str | None:
-        return model_fingerprint(self)
+        return combined_fingerprint(self)
 
 
 class PuregenNaiveSettings(_ChainedSettings):
@@ -99,12 +95,12 @@ class PuregenRepsSettings(_ChainedSettings):
         return reps
 
 
-class EnergyModelSettings(StrictModel):
+class EnergyModelSettings(ModelSource):
     """The EBM that scores raw images for `puregen-filt` (an `ebm` checkpoint; no Langevin)."""
 
-    checkpoint: str | None = None  # EBM checkpoint directory (from jobs/train_ebm.py); or use registered_model
-    registered_model: str | None = None  # MLflow registry name, e.g. genlab-ebm-digits
-    model_version: str | None = None  # registry version number or alias; None = latest version
+    model_kind: ClassVar[str] = EBM_KIND
+    missing_model: ClassVar[str] = ("purifier puregen-filt needs energy_model.checkpoint=... or "
+                                    "energy_model.registered_model=...")
     batch_size: int = Field(1024, ge=1)  # images per energy evaluation
     device: str = "auto"  # auto (cuda when present), cpu or cuda
 
@@ -142,17 +138,16 @@ class PuregenFiltSettings(PurifierSettings):
         return f"transform.{self.transform.snapshot_path()}"
 
     def weights_fingerprint(self) -> str | None:
-        return model_fingerprint(self)
+        return combined_fingerprint(self)
 
 
 PuregenSettings = PuregenNaiveSettings | PuregenRepsSettings | PuregenFiltSettings
 
 
 def repetition_seed(seed: int, repetition: int) -> int:
-    """Return the noise seed of repetition `repetition` (0-based): `seed` itself for 0, a hash of both otherwise."""
-    if repetition == 0:
-        return seed
-    return int.from_bytes(hashlib.sha256(f"puregen-reps:{seed}:{repetition}".encode()).digest()[:4], "little")
+    """Return the noise seed of repetition `repetition` (0-based): `seed` itself for 0, else a 32-bit seed
+    derived from both (`derive_seed("puregen-reps", seed, repetition)`)."""
+    return seed if repetition == 0 else derive_seed("puregen-reps", seed, repetition)
 
 
 class PuregenPurifier(Purifier):
@@ -202,7 +197,7 @@ class EnergyScorer:
     def __init__(self, settings: EnergyModelSettings) -> None:
         self.settings = settings
         self.device = resolve_device(settings.device)
-        self.model = load_ebm(energy_model_source(settings), self.device)
+        self.model = load_ebm(model_dir(settings), self.device)
 
     @torch.no_grad()
     def scores(self, images: np.ndarray) -> np.ndarray:
@@ -211,16 +206,6 @@ class EnergyScorer:
         chunks = [self.model(to_tensor(images[i:i + step], device=self.device)).double().cpu()
                   for i in range(0, len(images), step)]
         return torch.cat(chunks).numpy() if chunks else np.zeros(0)
-
-
-def energy_model_source(settings: EnergyModelSettings) -> Path:
-    """Return the EBM checkpoint directory the settings name; raise `CheckpointError` with the train command if none."""
-    if settings.checkpoint is not None:
-        return Path(settings.checkpoint)
-    if settings.registered_model is not None:
-        return resolve_ebm_checkpoint(settings.registered_model, settings.model_version)
-    raise CheckpointError(f"purifier puregen-filt needs energy_model.checkpoint=... or energy_model.registered_model=...; "
-                          f"{ebm_purify.TRAIN_HINT}")
 
 
 def highest_energy_rows(energies: np.ndarray, fraction: float) -> np.ndarray:
@@ -261,11 +246,10 @@ def build_puregen(settings: DdpmSettings | PuregenSettings, *, seed: int) -> Pur
     return PuregenPurifier(settings, seed)
 
 
-def model_fingerprint(settings: PuregenSettings) -> str:
+def combined_fingerprint(settings: PuregenSettings) -> str:
     """Return a sha256 over the weight digests of every model the setting uses (for cache keys)."""
     if isinstance(settings, PuregenFiltSettings):
-        index = read_checkpoint_index(energy_model_source(settings.energy_model), kind=ebm_purify.EBM_KIND)
-        parts = [index["files"]["model"], settings.transform.weights_fingerprint()]
+        parts = [settings.energy_model.weights_fingerprint(), settings.transform.weights_fingerprint()]
     else:
         parts = [settings.ebm.weights_fingerprint(), settings.ddpm.weights_fingerprint()]
     return hashlib.sha256("/".join(parts).encode()).hexdigest()

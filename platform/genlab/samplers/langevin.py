@@ -31,13 +31,6 @@ from genlab.samplers.noise import check_one_key_per_row, row_keys
 from genlab.samplers.speed import NetRunner, Precision
 
 
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' ('auto' = cuda when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @dataclass(frozen=True)
 class LangevinChain:
     """What one run of the sampler produced."""

@@ -1,1 +1,1 @@
-"""The defense sweep: config, planning, the Tune trainable, MLflow mirroring and reports."""
+"""The defense sweep: `runner.run_sweep` runs its five steps (provision models, craft, purify, trials, report)."""

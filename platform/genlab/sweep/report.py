@@ -1,4 +1,5 @@
-"""Sweep reports: the results table (console, markdown, CSV) and the Pareto plot.
+"""Step 5 of the defense sweep, the report: the results table (console, markdown, CSV), the means over
+seeds, the Pareto plot and `summary.json`, written to the output directory and the sweep's MLflow run.
 
 Trials a scheduler stopped early (`stopped_early`, ASHA) are listed in the table but left out
 of the means and the Pareto front: their metrics come from fewer epochs than the others'.
@@ -17,6 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
+
+from genlab.fileio import write_json_atomic, write_text_atomic  # noqa: E402
+from genlab.tracking import TrackedRun  # noqa: E402
 
 COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
            "purify_images_per_s", "status", "stopped_early")
@@ -143,3 +147,15 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def write_report(run: TrackedRun, rows: list[dict[str, Any]], purification: dict[str, int], out_dir: Path) -> None:
+    """Write summary.json, results CSV/markdown and the Pareto plot to `out_dir`; log them (and `purification`) to `run`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    aggregates = aggregate(rows)
+    write_json_atomic(out_dir / "summary.json", {"trials": rows, "aggregates": aggregates, "purification": purification})
+    run.log_metrics(purification)
+    write_text_atomic(out_dir / "results.md", markdown_table(rows, aggregates))
+    for path in (write_csv(rows, out_dir / "results.csv"), out_dir / "results.md", out_dir / "summary.json",
+                 pareto_plot(rows, out_dir / "pareto.png")):
+        run.client.log_artifact(run.run_id, str(path), "report")

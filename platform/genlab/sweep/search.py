@@ -33,7 +33,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.plan import TrainingSet, trial_name
+from genlab.sweep.training_sets import TrainingSet, trial_name
 
 OBJECTIVES = ("poison_success_rate", "natural_accuracy")  # Optuna's objectives...
 DIRECTIONS = ("min", "max")  # ...and their directions

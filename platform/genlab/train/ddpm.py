@@ -44,7 +44,7 @@ from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import ConfigError, TrainingDivergedError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
 from genlab.samplers.ddpm import NUM_TRAIN_TIMESTEPS, DdpmSampler, make_scheduler
-from genlab.samplers.langevin import resolve_device
+from genlab.runtime import resolve_device
 from genlab.train.generative_common import (GenerativeTrainer, GenerativeTrainResult, iteration_generator, log_metrics,
                                             registry_name, train_generative)
 from genlab.visualize import save_image_grid

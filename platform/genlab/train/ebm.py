@@ -47,7 +47,8 @@ from genlab.data import DatasetConfig, ImageSet
 from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError, ConfigError, TrainingDivergedError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.samplers.langevin import LangevinSampler, resolve_device
+from genlab.runtime import resolve_device
+from genlab.samplers.langevin import LangevinSampler
 from genlab.train.generative_common import GenerativeTrainer, GenerativeTrainResult, iteration_generator, train_generative
 from genlab.visualize import save_image_grid
 

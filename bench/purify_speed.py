@@ -1,12 +1,16 @@
 """Speed paths of the generative purifiers: the official code's loop against the fast one, timed on
 the same images in one run and checked to purify alike.
 
-Every generative stage's settings class (`EbmSettings`, `DdpmSettings`) names its two loops in
-`SPEED_LOOPS`: "reference" (fp32, eager, batch 128: how the official code runs) and "optimized"
+Every generative stage's settings class (`EbmSettings`, `DdpmSettings`: `genlab.purify.network`)
+names its two loops in `speed_loops()`: "reference" (fp32, eager, batch 128: how the official code runs) and "optimized"
 (bf16 autocast with TF32 for the rest, channels-last, torch.compile, a large batch).
 `speed_loop(settings, loop)` sets them on a setting and on every stage nested in it, so the
 PureGen combinations (`puregen-naive`, `-reps`, `-filt`) get both loops as well.
 `compare_speed_paths` times two settings on the same images and reports `vs_reference_loop`.
+
+Measurement code, not library code: `bench/purify_throughput.py` imports it (a bench script has
+`bench/` on its path), and so do the tests that check the fast loop purifies as the reference one
+does (pytest puts `bench/` on the path, pyproject.toml).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from genlab.config import StrictModel
 from genlab.purify import build_purifier
 from genlab.purify.base import Purifier, PurifierSettings
+from genlab.purify.network import NetworkSettings
 
 SettingsT = TypeVar("SettingsT", bound=StrictModel)
 Loop = Literal["reference", "optimized"]
@@ -29,13 +34,12 @@ def speed_loop(settings: SettingsT, loop: Loop, **overrides: object) -> Settings
     """Return `settings` with the speed fields of `loop` on it and on every nested generative stage.
 
     `overrides` (e.g. `compile=False`) replace the loop's own values in every stage it touches.
-    Settings without `SPEED_LOOPS` (baselines, the filt energy scorer) are returned unchanged.
+    Settings without speed loops (baselines, the filt energy scorer) are returned unchanged.
     """
     update = {name: speed_loop(value, loop, **overrides) for name in type(settings).model_fields
               if isinstance(value := getattr(settings, name), StrictModel)}
-    loops = getattr(type(settings), "SPEED_LOOPS", None)
-    if loops is not None:
-        update.update({**loops[loop], **overrides})
+    if isinstance(settings, NetworkSettings):
+        update.update({**settings.speed_loops()[loop], **overrides})
     return settings.model_copy(update=update)
 
 

@@ -1,0 +1,153 @@
+"""Steps 1-3 of the defense sweep: the purified, poisoned training sets its trials train on.
+
+1. `provision_models`: every purifier setting the config expands to, each model it uses given a
+   local checkpoint (a registered model downloaded, a missing one trained once and cached).
+2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported).
+3. `purify_training_sets`: clean training images are purified once per purifier setting and
+   shared by every attack; only each attack's poisoned rows are purified per attack, with the
+   same per-row noise the clean row would get, and then replace their clean rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.data.poisonset import PoisonSet
+from genlab.attacks.crafting import craft_cached, require_whole_set
+from genlab.attacks.imported import load_imported
+from genlab.data.imageset import ImageSet
+from genlab.purify.base import PurifierSettings
+from genlab.purify.baselines import NoneSettings
+from genlab.purify.cache import PurificationCache, PurifiedImages
+from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
+from genlab.purify.stage import StageInput, purify_parts_cached
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.models import provide_models, train_missing_models
+from genlab.tracking import TrackedRun
+from genlab.visualize import save_image_grid
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One purified, poisoned training set, shared by the trials of every classifier seed."""
+
+    key: str
+    attack: str
+    settings: PurifierSettings
+    steps: int
+    images: np.ndarray
+    labels: np.ndarray
+    purify_images_per_s: float | None
+    grid_path: Path
+    stage_ran: bool = False  # its purifier setting went through a Ray Data stage in this sweep (not all from the cache)
+
+
+def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -> str:
+    """Return the run name of one trial, e.g. `blend-jpeg-q75-seed0`."""
+    return f"{attack}-{settings.label(steps)}-seed{seed}"
+
+
+def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings]:
+    """Return every concrete purifier setting of `cfg.purifiers`, each model it uses with a local checkpoint.
+
+    Models no setting names are trained on `train` with `cfg.model_training` (several kinds at
+    once as Ray tasks), once: later sweeps find them in `<work_dir>/models`.
+    """
+    all_settings = [s for entry in cfg.purifiers for s in entry.settings()]
+    train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
+    return [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
+
+
+def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSet, cache_dir: Path) -> PoisonSet:
+    """Return the attack's PoisonSet: imported sets are validated; the others come from the crafting cache.
+
+    Crafted sets are cached by (dataset hash, attack config, seed) in `cache_dir`, the cache
+    `jobs/craft_poisons.py` fills. A targeted attack's `trials` are crafted (each cached) and
+    merged into one multi-target set, so one classifier training measures all its targets.
+    """
+    if attack_cfg.name == "imported":
+        return load_imported(attack_cfg, train, cfg.seed)
+    return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
+
+
+def craft_poison_sets(cfg: SweepConfig, train: ImageSet, test: ImageSet, run: TrackedRun) -> dict[str, PoisonSet]:
+    """Return {attack key: PoisonSet} for every attack of `cfg`; log each one's metadata to `run` (`poisons/`)."""
+    poisons = {a.key: poison_for(cfg, a, train, test, Path(cfg.work_dir) / "poisons") for a in cfg.attacks}
+    for name, poison in poisons.items():
+        run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
+    return poisons
+
+
+def purify_training_sets(cfg: SweepConfig, all_settings: list[PurifierSettings], train: ImageSet,
+                         poisons: dict[str, PoisonSet], out_dir: Path) -> list[TrainingSet]:
+    """Return every (attack, purifier setting, step count) training set, purifying through Ray Data.
+
+    Each set's sample grid (clean, poisoned, purified rows) is saved under `out_dir/grids`.
+    """
+    cache = PurificationCache(Path(cfg.work_dir) / "purified")
+    parts = [StageInput(train.images, train.labels, np.arange(len(train), dtype=np.int64))]
+    parts += [StageInput(poison.images, poison.labels, poison.base_indices) for poison in poisons.values()]
+    sets = []
+    for settings in all_settings:
+        (clean, *dirty_parts), stage_ran = _purify_parts(cfg, settings, parts, cache)
+        for (attack, poison), dirty in zip(poisons.items(), dirty_parts):
+            sets += _poisoned_sets(attack, poison, settings, train, clean, dirty, stage_ran, out_dir)
+    return sets
+
+
+def purification_counts(sets: list[TrainingSet]) -> dict[str, int]:
+    """Return how many purifier settings ran a Ray Data stage in this sweep (`purification_stage_runs`) and how
+    many came whole from the purification cache (`purification_settings_from_cache`)."""
+    purified = {s.settings.model_dump_json(): s.stage_ran for s in sets if s.settings.name != "none"}
+    return {"purification_stage_runs": sum(purified.values()),
+            "purification_settings_from_cache": len(purified) - sum(purified.values())}
+
+
+def _purify_parts(cfg: SweepConfig, settings: PurifierSettings, parts: list[StageInput],
+                  cache: PurificationCache) -> tuple[list[PurifiedImages], bool]:
+    """Return (each part purified with `settings`, whether a Ray Data stage ran: not every part came from the cache).
+
+    `puregen-filt` ranks the whole poisoned training set by EBM energy, so its rows are not
+    purified batch by batch: the stage runs its `transform` (shared with a plain setting of the
+    same transform through the cache), and `_poisoned_sets` lets the highest-energy share of rows
+    take the result.
+    """
+    staged = settings.transform if isinstance(settings, PuregenFiltSettings) else settings
+    print(f"[genlab] purifying {len(parts[0].row_ids)} clean training images and "
+          f"{sum(len(p.row_ids) for p in parts[1:])} poisoned rows of {len(parts) - 1} attacks with {staged.label()}")
+    purified = purify_parts_cached(parts, staged, cfg.seed, cfg.purification, cache)
+    hits = sum(part.from_cache for part in purified)
+    stage_ran = not isinstance(staged, NoneSettings) and hits < len(parts)
+    if not isinstance(staged, NoneSettings):
+        print(f"[genlab] {staged.label()}: {hits}/{len(parts)} parts from the purification cache"
+              + (", the others purified by a Ray Data stage" if stage_ran else ""))
+    return purified, stage_ran
+
+
+def _poisoned_sets(attack: str, poison: PoisonSet, settings: PurifierSettings, train: ImageSet,
+                   clean: PurifiedImages, dirty: PurifiedImages, stage_ran: bool, out_dir: Path) -> list[TrainingSet]:
+    """Return the attack's training set at every step count of `settings`: the purified clean rows with its
+    purified poisoned rows in their places (puregen-filt: only the highest-energy rows purified)."""
+    rows = poison.base_indices
+    labels = train.labels.copy()
+    labels[rows] = poison.labels
+    raw = train.images.copy()
+    raw[rows] = poison.images
+    sets = []
+    for steps in settings.snapshot_steps():
+        images = clean.by_steps[steps].copy()
+        images[rows] = dirty.by_steps[steps]
+        if isinstance(settings, PuregenFiltSettings):
+            energies = EnergyScorer(settings.energy_model).scores(raw)
+            chosen = highest_energy_rows(energies, settings.filter_fraction)
+            images = np.where(chosen[:, None, None, None], images, raw)
+        key = f"{attack}-{settings.label(steps)}"
+        shown = rows[:8]
+        grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
+                               ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
+        sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid, stage_ran))
+    return sets

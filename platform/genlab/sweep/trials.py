@@ -1,0 +1,80 @@
+"""Step 4 of the defense sweep: one classifier per trial (attack, purifier setting, seed) under Ray Tune.
+
+The trials `tune.search` chooses (`genlab.sweep.search`) run `genlab.sweep.trainable.defense_trial`
+with the purified training sets in Ray's object store; `MlflowTrialCallback` mirrors each into a
+run nested under the sweep's run. A sweep whose Tune experiment exists at `tune_path` (a killed
+driver, `--resume`) is restored: trials MLflow records as finished are kept, the rest rerun.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from genlab.data.poisonset import PoisonSet
+from genlab.data.imageset import ImageSet
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.mlflow_callback import MlflowTrialCallback
+from genlab.sweep.search import grid_specs, search_plan
+from genlab.sweep.trainable import defense_trial
+from genlab.sweep.training_sets import TrainingSet
+from genlab.tracking import TrackedRun, params_for, standard_tags, tracking_uri
+
+
+def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dict[str, PoisonSet], *,
+               run: TrackedRun, tune_path: str, dataset_hash: str) -> list[dict[str, Any]]:
+    """Run (or finish) every trial; return one summary row per trial.
+
+    Rows come in plan order (Optuna's: the trials it proposed) with the trial's `attack`,
+    `purifier`, `purifier_params`, `seed`, `run_name`, final `natural_accuracy` and
+    `poison_success_rate` (fractions in [0, 1], exactly as logged to MLflow; None unless it
+    finished), `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`.
+    """
+    callback = MlflowTrialCallback(tracking_uri=tracking_uri(), experiment_id=run.experiment_id, parent_run_id=run.run_id,
+                                   tags=standard_tags(dataset_hash=dataset_hash, seed=cfg.seed), params=params_for(cfg),
+                                   grids={s.key: s.grid_path for s in sets}, full_epochs=cfg.classifier.epochs)
+    ran = _fit(cfg, sets, test, poisons, callback, tune_path)
+    specs = ran if cfg.tune.search == "optuna" else grid_specs(sets, cfg.seeds)
+    return [_row(spec, callback) for spec in specs]
+
+
+def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dict[str, PoisonSet],
+         callback: MlflowTrialCallback, tune_path: str) -> list[dict[str, Any]]:
+    """Run the trials `cfg.tune.search` chooses, or restore an interrupted run of them.
+
+    Returns the spec of every trial Tune ran or restored, in trial order.
+    """
+    refs = {s.key: ray.put((s.images, s.labels)) for s in sets}
+    fail_once_dir = Path(cfg.work_dir) / "faults" / tune_path.rsplit("/", 1)[1] if cfg.faults.fail_once else None
+    trainable = tune.with_parameters(
+        defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
+        fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
+        finished=frozenset(callback.finished), fail_once_dir=fail_once_dir and str(fail_once_dir))
+    trainable = tune.with_resources(trainable, {"cpu": cfg.tune.cpus_per_trial, "gpu": cfg.tune.gpus_per_trial})
+    storage_path, name = tune_path.rsplit("/", 1)
+    run_config = tune.RunConfig(name=name, storage_path=storage_path,
+                                callbacks=[callback], verbose=1,
+                                failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures))
+    if tune.Tuner.can_restore(tune_path):
+        tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, restart_errored=True)
+        # Tune pickled the first attempt's callback with the experiment; use the fresh one, which
+        # knows from MLflow which trials already finished.
+        tuner._local_tuner.get_run_config().callbacks = [callback]
+    else:
+        plan = search_plan(cfg, sets)
+        tuner = tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config, run_config=run_config)
+    return [result.config["spec"] for result in tuner.fit()]
+
+
+def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
+    """Return the summary row of one trial, with the metrics exactly as logged to MLflow."""
+    finished = spec["name"] in callback.finished
+    final = callback.final.get(spec["name"], {}) if finished else {}
+    return {"attack": spec["attack"], "purifier": spec["purifier"], "purifier_params": spec["purifier_params"],
+            "seed": spec["seed"], "natural_accuracy": final.get("natural_accuracy"),
+            "poison_success_rate": final.get("poison_success_rate"),
+            "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
+            "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early}
