@@ -36,6 +36,7 @@ from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFil
                                    highest_energy_rows, repetition_seed)
 from genlab.purify.speed import compare_speed_paths, speed_loop
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
+from genlab.sweep.provisioning import DdpmJobConfig
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 
 from conftest import blend_outcome, job_env, run_killed_then_resumed
@@ -80,7 +81,7 @@ class UnetCalls:
 def test_paper_unet_has_about_114m_parameters_and_the_cifar10_config_uses_it():
     net = build_unet(PAPER_UNET_32)
     assert 113e6 < sum(p.numel() for p in net.parameters()) < 115e6
-    assert load_config(DdpmTrainConfig, REPO / "conf" / "train_ddpm_cifar10.yaml").model == PAPER_UNET_32
+    assert load_config(DdpmJobConfig, REPO / "conf" / "train_ddpm_cifar10.yaml").model == PAPER_UNET_32
     with pytest.raises(ConfigError, match="norm_num_groups"):
         validate(DdpmNetConfig, {"block_out_channels": [10, 16, 16]})
     with pytest.raises(ConfigError, match="attention_head_dim"):  # diffusers would divide by zero heads
@@ -345,7 +346,7 @@ def trained(tmp_path_factory, trained_ebm) -> TrainedModels:
 
 @pytest.mark.slow
 def test_training_job_resumes_after_kill_and_registers_the_model(trained, monkeypatch, tmp_path):
-    cfg = load_config(DdpmTrainConfig, REPO / "conf" / "train_ddpm.yaml")
+    cfg = load_config(DdpmJobConfig, REPO / "conf" / "train_ddpm.yaml")
     resumed_at = int(trained.killed_at_checkpoint.split("-")[1])
     assert 0 < resumed_at < cfg.iterations and resumed_at % cfg.checkpoint_every == 0
     assert "resuming ddpm training from" in trained.resume_output and f"(iteration {resumed_at})" in trained.resume_output

@@ -3,7 +3,7 @@
 import yaml
 
 from genlab.purify.ebm import EbmSettings
-from genlab.sweep.models import provide_models
+from genlab.sweep.provisioning import provide_models
 
 TINY = {"model": {"arch": "conv", "nf": 4}, "iterations": 4, "batch_size": 8, "bank_size": 32, "langevin_steps": 2,
         "log_every": 2, "checkpoint_every": 2, "grid_size": 2, "purify_steps": 2, "register_model": False}

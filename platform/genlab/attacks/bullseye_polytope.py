@@ -45,7 +45,8 @@ from genlab.attacks.targeted import (Progress, TargetedAttackConfig, attack_devi
                                      model_device, nchw, project, quantize_within, targeted_poison_set)
 from genlab.attacks.trials import TargetedTrial
 from genlab.data.imageset import ImageSet
-from genlab.train.transfer import feature_stages, head_name, load_classifier
+from genlab.models.classifiers import feature_stages, head_name
+from genlab.train.transfer import load_classifier
 
 
 class BullseyePolytopeConfig(TargetedAttackConfig):

@@ -50,7 +50,8 @@ from genlab.attacks.bullseye_polytope import feature_maps
 from genlab.attacks.poisonset import PoisonSet, Trigger
 from genlab.attacks.targeted import Progress, clean_surrogate, model_device, nchw, project, quantize_within
 from genlab.data.imageset import ImageSet
-from genlab.train.classifier import ClassifierConfig, resolve_device
+from genlab.runtime import resolve_device
+from genlab.train.classifier import ClassifierConfig
 from genlab.train.transfer import load_classifier
 
 

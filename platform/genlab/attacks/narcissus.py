@@ -26,8 +26,9 @@ from pydantic import Field
 from genlab.attacks.base import BackdoorAttackConfig, choose_target_rows
 from genlab.attacks.poisonset import PoisonSet, Trigger
 from genlab.data import DatasetConfig, load_dataset
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.imageset import ImageSet
-from genlab.train.classifier import ClassifierConfig, to_tensor, train_classifier
+from genlab.train.classifier import ClassifierConfig, train_classifier
 
 Progress = Callable[[str], None]
 
@@ -77,7 +78,7 @@ def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: n
     `clip(x + delta, 0, 255)` over minibatches of `images` (POOD + target class).
     """
     device = next(surrogate.parameters()).device
-    data = to_tensor(images, device)
+    data = to_tensor(images, PIXEL, device)
     generator = torch.Generator().manual_seed(seed)
     delta = torch.zeros((1, *data.shape[1:]), device=device, requires_grad=True)
     optimizer = torch.optim.Adam([delta], lr=cfg.trigger_lr)

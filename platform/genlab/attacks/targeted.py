@@ -15,7 +15,8 @@ from genlab.attacks.poisonset import PoisonSet
 from genlab.attacks.trials import TargetedTrial
 from genlab.config import StrictModel
 from genlab.data.imageset import ImageSet
-from genlab.train.classifier import ClassifierConfig, resolve_device, train_classifier
+from genlab.runtime import resolve_device
+from genlab.train.classifier import ClassifierConfig, train_classifier
 
 Progress = Callable[[str], None]
 

@@ -17,7 +17,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from genlab.train.classifier import to_tensor
+from genlab.data.convert import PIXEL, to_tensor
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def rates_differ(a: SuccessRate, b: SuccessRate, significance: float = 0.05) -> 
 def adversarial_log_probabilities(model: nn.Module, images: np.ndarray, classes: np.ndarray | list[int]) -> np.ndarray:
     """Return float64 [n]: log-probability (nats, <= 0) that `model` gives each uint8 NHWC image's class in `classes`."""
     device = next(model.parameters()).device
-    log_probs = torch.log_softmax(model(to_tensor(images, device)).double(), dim=1).cpu()
+    log_probs = torch.log_softmax(model(to_tensor(images, PIXEL, device)).double(), dim=1).cpu()
     return log_probs[torch.arange(len(images)), torch.tensor(np.asarray(classes))].numpy()
 
 
