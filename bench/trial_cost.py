@@ -29,9 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.data.shapes import generate_shapes
-from genlab.models.classifiers import build_classifier
-from genlab.train.classifier import ClassifierConfig, NormalizedClassifier, predict, resolve_device, train_classifier
+from genlab.models.classifiers import NormalizedClassifier, build_classifier
+from genlab.runtime import resolve_device
+from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 
 def _sync(device: torch.device) -> None:
@@ -56,7 +58,7 @@ def reference_loop(images: np.ndarray, labels: np.ndarray, epochs: int, device: 
             return augment(images[i]).float(), int(labels[i])
 
     torch.manual_seed(seed)
-    data = torch.tensor(images).permute(0, 3, 1, 2).float()
+    data = to_tensor(images, PIXEL)
     mean, std = data.mean(dim=(0, 2, 3)) / 255, (data / 255).std(dim=(0, 2, 3))
     model = NormalizedClassifier(build_classifier("resnet18", in_channels=3, num_classes=10), mean, std).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)

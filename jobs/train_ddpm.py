@@ -19,24 +19,13 @@ genlab-ddpm-<dataset> (suffix -poisoned-<attack>); purify with it via the purifi
 Exit codes: 0 done, 1 training failed (diverged, bad checkpoint), 2 bad config.
 """
 
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-from genlab.tracking import ui_command
-from genlab.train.ddpm import DdpmTrainConfig, registry_name_of, train_ddpm
-from genlab.train.generative_common import default_out_dir, generative_training_set
+from genlab.cli import run_job
+from genlab.sweep.provisioning import DdpmJobConfig, run_training_job
 
 
 def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/train_ddpm.yaml")
-    cfg = load_config(DdpmTrainConfig, args.config, args.overrides)
-    train_set, purify_train = generative_training_set(cfg.dataset, cfg.train_dataset, cfg.poison, cfg.seed)
-    out_dir = args.out or default_out_dir("train_ddpm", registry_name_of(cfg), cfg)
-    print(f"[genlab] DDPM training on {len(train_set)} images {train_set.shape}; checkpoints in {out_dir}")
-    result = train_ddpm(cfg, train_set, purify_train.images, out_dir)
-    print(f"[genlab] DDPM saved to {result.model_dir}" +
-          (f"; registered {result.registered_name} version {result.registered_version}" if result.registered_version else ""))
-    print(f"[genlab] MLflow: {ui_command()}")
-    return 0
+    """Train (or resume) the DDPM the config and overrides describe (genlab.sweep.provisioning); return 0."""
+    return run_training_job(DdpmJobConfig, __doc__, default_config="conf/train_ddpm.yaml")
 
 
 if __name__ == "__main__":

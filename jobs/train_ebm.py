@@ -20,24 +20,13 @@ and -poisoned-<attack> from a poisoned one; purify with it via the purifier conf
 Exit codes: 0 done, 1 failed (e.g. diverged, bad checkpoint), 2 bad config.
 """
 
-from genlab.cli import parse_job_args, run_job
-from genlab.config import load_config
-from genlab.tracking import ui_command
-from genlab.train.ebm import EbmTrainConfig, registry_name_of, train_ebm
-from genlab.train.generative_common import default_out_dir, generative_training_set
+from genlab.cli import run_job
+from genlab.sweep.provisioning import EbmJobConfig, run_training_job
 
 
 def main() -> int:
-    args = parse_job_args(__doc__.splitlines()[0], default_config="conf/train_ebm.yaml")
-    cfg = load_config(EbmTrainConfig, args.config, args.overrides)
-    ebm_train, purify_train = generative_training_set(cfg.dataset, cfg.train_dataset, cfg.poison, cfg.seed)
-    out_dir = args.out or default_out_dir("train_ebm", registry_name_of(cfg), cfg)
-    print(f"[genlab] EBM training on {len(ebm_train)} images {ebm_train.shape}; checkpoints in {out_dir}")
-    result = train_ebm(cfg, ebm_train, purify_train.images, out_dir)
-    print(f"[genlab] EBM saved to {result.model_dir}" +
-          (f"; registered {result.registered_name} version {result.registered_version}" if result.registered_version else ""))
-    print(f"[genlab] MLflow: {ui_command()}")
-    return 0
+    """Train (or resume) the EBM the config and overrides describe (genlab.sweep.provisioning); return 0."""
+    return run_training_job(EbmJobConfig, __doc__, default_config="conf/train_ebm.yaml")
 
 
 if __name__ == "__main__":

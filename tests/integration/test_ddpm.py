@@ -24,6 +24,7 @@ from genlab.purify.ebm import EbmPurifier, EbmSettings
 from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
                                    PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,
                                    highest_energy_rows, repetition_seed)
+from genlab.sweep.provisioning import DdpmJobConfig
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 
 from tests.helpers import REPO, run_job_main
@@ -68,7 +69,7 @@ def trained(tmp_path_factory, trained_ebm) -> TrainedModels:
 
 
 def test_training_job_resumes_after_kill_and_registers_the_model(trained, monkeypatch, tmp_path):
-    cfg = load_config(DdpmTrainConfig, REPO / "conf" / "train_ddpm.yaml")
+    cfg = load_config(DdpmJobConfig, REPO / "conf" / "train_ddpm.yaml")
     client, run = assert_resumed_once(trained, "ddpm", cfg, "loss")
     assert client.get_metric_history(run.info.run_id, "purify_mean_abs_change")
     assert {"ddpm", "purified"} <= {a.path for a in client.list_artifacts(run.info.run_id)}

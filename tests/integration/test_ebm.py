@@ -23,6 +23,7 @@ from genlab.data.convert import to_tensor
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
 from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
+from genlab.sweep.provisioning import EbmJobConfig
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
 
 from tests.energy_nets import EPS, zero_energy_net
@@ -51,7 +52,7 @@ def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_
 
 
 def test_training_job_resumes_after_kill_and_registers_the_model(trained_ebm, monkeypatch, tmp_path):
-    cfg = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm.yaml")
+    cfg = load_config(EbmJobConfig, REPO / "conf" / "train_ebm.yaml")
     client, run = assert_resumed_once(trained_ebm, "ebm", cfg, "energy_diff")
     for name in ("energy_data", "energy_samples", "grad_norm"):
         assert client.get_metric_history(run.info.run_id, name)

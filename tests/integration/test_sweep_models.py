@@ -4,7 +4,7 @@ unit/test_sweep_models.py)."""
 import yaml
 
 from genlab.purify.ebm import EbmSettings
-from genlab.sweep.models import provide_models
+from genlab.sweep.provisioning import provide_models
 
 from tests.integration.tiny_models import TINY_EBM
 

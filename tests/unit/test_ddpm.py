@@ -24,6 +24,7 @@ from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFil
                                    highest_energy_rows, repetition_seed)
 from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
+from genlab.sweep.provisioning import DdpmJobConfig
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
 
 from tests.damaged_checkpoints import assert_pickled_weights_refused, flip_a_weight_byte
@@ -60,7 +61,7 @@ class UnetCalls:
 def test_paper_unet_has_about_114m_parameters_and_the_cifar10_config_uses_it():
     net = build_unet(PAPER_UNET_32)
     assert 113e6 < sum(p.numel() for p in net.parameters()) < 115e6
-    assert load_config(DdpmTrainConfig, REPO / "conf" / "train_ddpm_cifar10.yaml").model == PAPER_UNET_32
+    assert load_config(DdpmJobConfig, REPO / "conf" / "train_ddpm_cifar10.yaml").model == PAPER_UNET_32
     with pytest.raises(ConfigError, match="norm_num_groups"):
         validate(DdpmNetConfig, {"block_out_channels": [10, 16, 16]})
     with pytest.raises(ConfigError, match="attention_head_dim"):  # diffusers would divide by zero heads

@@ -20,6 +20,7 @@ from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
 from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
+from genlab.sweep.provisioning import EbmJobConfig
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
 
 from tests.damaged_checkpoints import assert_pickled_weights_refused, flip_a_weight_byte
@@ -170,7 +171,7 @@ def test_training_state_round_trip_continues_exactly(tmp_path):
 
 
 def test_configs_load_and_settings_validate():
-    job_config = EbmTrainConfig
+    job_config = EbmJobConfig
     paper = load_config(job_config, REPO / "conf" / "train_ebm_cifar10.yaml")
     assert (paper.model.arch, paper.model.nf, paper.langevin_steps, paper.bank_size) == ("resnet", 128, 100, 10000)
     poisoned = load_config(job_config, REPO / "conf" / "train_ebm.yaml", ["poison={name: blend, epsilon: 16}"])
@@ -187,15 +188,15 @@ def test_configs_load_and_settings_validate():
 
 
 def test_paper_values_config_trains_with_sgd_from_a_uniform_noise_bank():
-    paper = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_paper.yaml")
+    paper = load_config(EbmJobConfig, REPO / "conf" / "train_ebm_paper.yaml")
     assert (paper.optimizer, paper.lr, paper.iterations, paper.data_noise, paper.step_size, paper.langevin_steps,
             paper.bank_init) == ("sgd", 5e-5, 150_000, 0.02, 0.01, 100, "uniform_noise")  # spec §2.2, Alg. 2
     assert (paper.model.arch, paper.model.nf) == ("resnet", 128)
-    code = load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_cifar10.yaml")
+    code = load_config(EbmJobConfig, REPO / "conf" / "train_ebm_cifar10.yaml")
     assert (code.optimizer, code.lr, code.bank_init) == ("adam", 1e-4, "data")
     assert type(make_optimizer(paper, build_ebm(paper.model))) is torch.optim.SGD
     with pytest.raises(ConfigError, match="optimizer"):
-        load_config(EbmTrainConfig, REPO / "conf" / "train_ebm_paper.yaml", ["optimizer=rmsprop"])
+        load_config(EbmJobConfig, REPO / "conf" / "train_ebm_paper.yaml", ["optimizer=rmsprop"])
     # The same switches at toy size: the bank starts as noise, and one step is w <- w - lr * grad exactly.
     cfg = paper.model_copy(update={"model": EbmNetConfig(nf=4), "batch_size": 4, "bank_size": 8, "langevin_steps": 2,
                                    "device": "cpu", "dataset": paper.dataset.model_copy(update={"name": "digits"})})

@@ -2,7 +2,7 @@
 integration/test_sweep_models.py)."""
 
 from genlab.purify.ebm import EbmSettings
-from genlab.sweep.models import provide_models
+from genlab.sweep.provisioning import provide_models
 
 
 def test_settings_with_a_checkpoint_are_left_alone(digits, tmp_path):

@@ -15,7 +15,8 @@ from genlab.attacks.backdoor import (BadNetsConfig, BlendConfig, HiddenTriggerCo
                                      SleeperAgentConfig)
 from genlab.attacks.imported import ImportedPoisonConfig
 from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
-from genlab.attacks.targeted import BullseyePolytopeConfig, GradientMatchingConfig
+from genlab.attacks.targeted.bullseye_polytope import BullseyePolytopeConfig
+from genlab.attacks.targeted.gradient_matching import GradientMatchingConfig
 
 __all__ = ["AttackConfig", "BadNetsConfig", "BlendConfig", "BullseyePolytopeConfig", "GradientMatchingConfig",
            "HiddenTriggerConfig", "ImportedPoisonConfig", "NarcissusConfig", "SleeperAgentConfig", "TARGETED_CRAFTERS",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genlab.train.transfer import feature_stages, head_name
+from genlab.models.classifiers import feature_stages, head_name
 
 
 def feature_maps(model: nn.Module, images: torch.Tensor, *, end_to_end: bool) -> list[torch.Tensor]:

@@ -1,5 +1,6 @@
 """Image classifiers: a small CNN (the embedded default), ResNet-18 with a CIFAR stem, and the small residual
-net of the fast (HLB-like) training protocol."""
+net of the fast (HLB-like) training protocol; the wrapper that bakes a training set's normalisation into a
+network (and its linear-probe variant), and where a network's feature stages and linear head are."""
 
 from __future__ import annotations
 
@@ -73,9 +74,51 @@ def resnet18_cifar(*, in_channels: int, num_classes: int) -> nn.Module:
 
 
 def build_classifier(arch: ClassifierArch, *, in_channels: int, num_classes: int, width: int = 32) -> nn.Module:
-    """Return an untrained classifier of the named architecture."""
+    """Return an untrained classifier of the named architecture; ValueError for an unknown name."""
     if arch == "small_cnn":
         return SmallCNN(in_channels=in_channels, num_classes=num_classes, width=width)
     if arch == "hlb_resnet":
         return HlbResNet(in_channels=in_channels, num_classes=num_classes, width=width)
-    return resnet18_cifar(in_channels=in_channels, num_classes=num_classes)
+    if arch == "resnet18":
+        return resnet18_cifar(in_channels=in_channels, num_classes=num_classes)
+    raise ValueError(f"unknown classifier arch {arch!r} (small_cnn, resnet18 or hlb_resnet)")
+
+
+def head_name(net: nn.Module) -> str:
+    """Return the attribute name of a classifier network's final linear layer (`head` or `fc`)."""
+    for name in ("head", "fc"):
+        if isinstance(getattr(net, name, None), nn.Linear):
+            return name
+    raise ValueError(f"{type(net).__name__} has no linear head named 'head' or 'fc'")
+
+
+def feature_stages(net: nn.Module) -> list[nn.Module]:
+    """Return the modules whose outputs are the network's successive feature blocks (shallow to deep)."""
+    if all(hasattr(net, f"layer{i}") for i in range(1, 5)):
+        return [getattr(net, f"layer{i}") for i in range(1, 5)]
+    return [m for m in net.features if isinstance(m, (nn.ReLU, ConvGroup))]
+
+
+class NormalizedClassifier(nn.Module):
+    """A network with the training set's per-channel mean/std baked in: takes uint8-range floats."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.view(1, -1, 1, 1))
+        self.register_buffer("std", std.view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return logits for float images [N, C, H, W] in [0, 255]."""
+        return self.net((images / 255.0 - self.mean) / self.std)
+
+
+class LinearProbeClassifier(NormalizedClassifier):
+    """A NormalizedClassifier whose feature extractor stays in eval mode (frozen BN); only the head trains."""
+
+    def train(self, mode: bool = True) -> "LinearProbeClassifier":
+        """Set train mode on the head only; the rest stays in eval mode. Returns self."""
+        super().train(mode)
+        self.net.eval()
+        getattr(self.net, head_name(self.net)).train(mode)
+        return self

@@ -26,7 +26,7 @@ from genlab.purify.cache import PurificationCache, PurifiedImages
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.models import provide_models, train_missing_models
+from genlab.sweep.provisioning import provide_models, train_missing_models
 from genlab.tracking import TrackedRun
 from genlab.visualize import save_image_grid
 

@@ -12,9 +12,12 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from genlab.config import StrictModel
+from genlab.data.convert import PIXEL, to_tensor
 from genlab.errors import TrainingDivergedError
-from genlab.models.classifiers import ClassifierArch, build_classifier
+from genlab.models.classifiers import ClassifierArch, NormalizedClassifier, build_classifier
+from genlab.runtime import resolve_device
 from genlab.train.protocols import PROTOCOL_FIELDS, Protocol, protocol_defaults
+from genlab.train.transfer import pretrained_classifier
 
 
 class ClassifierConfig(StrictModel):
@@ -51,32 +54,6 @@ class ClassifierConfig(StrictModel):
             raise ValueError(f"pretrained is needed by regime linear_probe / fine_tune and only by them "
                              f"(regime={self.regime}, pretrained={self.pretrained})")
         return self
-
-
-class NormalizedClassifier(nn.Module):
-    """A network with the training set's per-channel mean/std baked in: takes uint8-range floats."""
-
-    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
-        super().__init__()
-        self.net = net
-        self.register_buffer("mean", mean.view(1, -1, 1, 1))
-        self.register_buffer("std", std.view(1, -1, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Return logits for float images [N, C, H, W] in [0, 255]."""
-        return self.net((images / 255.0 - self.mean) / self.std)
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for 'auto' | 'cpu' | 'cuda' ('auto' = cuda when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Return uint8 NHWC numpy images as float NCHW in [0, 255] on `device`."""
-    return torch.tensor(images, device=device).permute(0, 3, 1, 2).float()
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -121,7 +98,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     device = resolve_device(cfg.device)
-    data = to_tensor(images, device)
+    data = to_tensor(images, PIXEL, device)
     targets = torch.tensor(labels, device=device)
     mean = data.mean(dim=(0, 2, 3)) / 255.0
     std = (data / 255.0).std(dim=(0, 2, 3)).clamp_min(1e-3)
@@ -129,9 +106,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
         net = build_classifier(cfg.arch, in_channels=data.shape[1], num_classes=num_classes, width=cfg.width)
         model = NormalizedClassifier(net, mean, std).to(device)
     else:
-        from genlab.train.transfer import pretrained_classifier
-
-        model = pretrained_classifier(cfg, in_channels=data.shape[1], num_classes=num_classes, device=device)
+        model = pretrained_classifier(cfg.pretrained, cfg.regime, in_channels=data.shape[1], num_classes=num_classes,
+                                      device=device)
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     forward = torch.compile(model) if cfg.compile else model
@@ -168,6 +144,6 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
 def predict(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Return predicted labels int64 [N] for uint8 NHWC images."""
     device = next(model.parameters()).device
-    out = [model(to_tensor(images[i:i + batch_size], device)).argmax(1).cpu()
+    out = [model(to_tensor(images[i:i + batch_size], PIXEL, device)).argmax(1).cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, dtype=np.int64)

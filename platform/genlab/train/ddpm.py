@@ -18,8 +18,10 @@ resumed from its checkpoint continues exactly as the uninterrupted run would hav
 MLflow metrics every `log_every` iterations (loss, lr), a grid of training images, their forward
 jump to t* = `purify_steps` and their purified version (with the mean absolute change in pixels)
 every 4x that, a checkpoint every `checkpoint_every` iterations (weights and AdamW state as
-safetensors, step and run id in JSON), resuming after a kill, and registering the final UNet as
-`genlab-ddpm-<training data>`.
+safetensors, step and run id in JSON), resuming after a kill, and registering the final UNet under the
+name the caller gives (jobs/train_ddpm.py: `genlab-ddpm-<training data>`). What the DDPM learns from
+(the clean, a shifted or a poisoned training set) is the caller's choice: `genlab.sweep.provisioning`
+holds the job config and the data switches of jobs/train_ddpm.py.
 """
 
 from __future__ import annotations
@@ -36,17 +38,16 @@ import torch.nn.functional as F
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
-from genlab.attacks import AttackConfig
 from genlab.checkpoints import load_checkpoint, load_state_into, optimizer_tensors, restore_optimizer, save_checkpoint
 from genlab.config import StrictModel
-from genlab.data import DatasetConfig, ImageSet
-from genlab.data.convert import to_pixels, to_tensor
-from genlab.errors import ConfigError, TrainingDivergedError
+from genlab.data import ImageSet
+from genlab.data.convert import SIGNED, to_pixels, to_tensor
+from genlab.errors import ConfigError
 from genlab.models.ddpm import CHECKPOINT_KIND, DdpmNetConfig, DdpmUNet, build_unet
+from genlab.runtime import resolve_device, seeded_generator
 from genlab.samplers.ddpm import NUM_TRAIN_TIMESTEPS, DdpmSampler, make_scheduler
-from genlab.runtime import resolve_device
-from genlab.train.generative_common import (GenerativeTrainer, GenerativeTrainResult, iteration_generator, log_metrics,
-                                            registry_name, train_generative)
+from genlab.tracking import log_metrics
+from genlab.train.generative_common import GenerativeTrainer, GenerativeTrainResult, train_generative
 from genlab.visualize import save_image_grid
 
 
@@ -55,9 +56,6 @@ class DdpmTrainConfig(StrictModel):
 
     experiment: str = "train-ddpm"  # MLflow experiment
     seed: int = 0  # seed of initial weights, minibatches, timesteps and noise
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # the dataset to purify (its format; grids)
-    train_dataset: DatasetConfig | None = None  # learn from this dataset instead (resized/recoloured to `dataset`'s format); None = dataset
-    poison: AttackConfig | None = None  # learn from a poisoned copy: this attack's crafted rows replace their clean rows
     model: DdpmNetConfig = Field(default_factory=DdpmNetConfig)  # the UNet; model.channels/sample_size must match the data
     iterations: int = Field(400, ge=1)  # AdamW steps in total (the paper: 150 epochs of 70k images at batch 256)
     batch_size: int = Field(64, ge=1)  # images per step (the paper: 256)
@@ -70,7 +68,6 @@ class DdpmTrainConfig(StrictModel):
     purify_steps: int = Field(75, ge=1, lt=NUM_TRAIN_TIMESTEPS)  # t* of the purified-training-images grid
     grid_size: int = Field(8, ge=1)  # images per grid row
     register_model: bool = True  # register the final UNet in the MLflow model registry
-    registered_name: str | None = None  # registry name; None = genlab-ddpm-<training data>[-poisoned-<attack>]
     device: str = "auto"  # auto (cuda when present), cpu or cuda
 
 
@@ -97,6 +94,7 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
     family = "ddpm"
     state_kind = "ddpm-train-state"
     model_kind = CHECKPOINT_KIND
+    divergence_hint = "lower lr"
 
     def __init__(self, cfg: DdpmTrainConfig, data: torch.Tensor, preview: np.ndarray) -> None:
         super().__init__(cfg)
@@ -116,22 +114,15 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
     def train_step(self, state: TrainState) -> dict[str, float]:
         """Run one iteration in place; return `loss` (the eps MSE of this minibatch) and `lr`."""
         cfg, data = self.cfg, self.data
-        generator = iteration_generator(cfg.seed, state.step)
+        generator = seeded_generator(cfg.seed, state.step, bits=63)
         rows = torch.randint(len(data), (cfg.batch_size,), generator=generator).to(self.device)
         timesteps = torch.randint(cfg.train_timesteps, (cfg.batch_size,), generator=generator).to(self.device)
         noise = torch.randn((cfg.batch_size, *data.shape[1:]), generator=generator).to(self.device)
         state.model.train()
         noisy = self.scheduler.add_noise(data[rows], noise, timesteps)  # Eq. 4, x_t at each row's t
         loss = F.mse_loss(state.model(noisy, timesteps), noise)
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(f"DDPM loss is {loss.item()} at iteration {state.step}; lower lr")
         lr = learning_rate(cfg, state.step)
-        for group in state.optimizer.param_groups:
-            group["lr"] = lr
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
-        state.step += 1
+        self.optimizer_step(state, loss, lr)
         return {"loss": loss.item(), "lr": lr}
 
     def save_state(self, path: Path, state: TrainState, run_id: str) -> Path:
@@ -154,8 +145,8 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
         """Log a grid of training images, their jump to t* and Psi_t*, and the mean absolute change (pixels)."""
         state.model.eval()
         sampler, t_star, preview = DdpmSampler(state.model), self.cfg.purify_steps, self.preview
-        x0 = to_tensor(preview, device=self.device)
-        noise = torch.randn(x0.shape, generator=iteration_generator(self.cfg.seed, -1)).to(self.device)
+        x0 = to_tensor(preview, SIGNED, self.device)
+        noise = torch.randn(x0.shape, generator=seeded_generator(self.cfg.seed, -1, bits=63)).to(self.device)
         purified = to_pixels(sampler.purify(x0, [t_star], seed=self.cfg.seed, row_ids=np.arange(len(preview)))[t_star])
         change = float(np.abs(purified.astype(np.float32) - preview.astype(np.float32)).mean())
         log_metrics(client, run_id, {"purify_mean_abs_change": change}, state.step)
@@ -170,22 +161,18 @@ class DdpmTrainer(GenerativeTrainer[TrainState]):
         return {"train_timesteps": self.cfg.train_timesteps, "scheduler": scheduler}
 
 
-def registry_name_of(cfg: DdpmTrainConfig) -> str:
-    """Return the registry name: `cfg.registered_name`, else `genlab-ddpm-<training data>[-poisoned-<attack>]`."""
-    return cfg.registered_name or registry_name("ddpm", cfg.dataset, cfg.train_dataset, cfg.poison)
-
-
-def train_ddpm(cfg: DdpmTrainConfig, train_set: ImageSet, preview: np.ndarray, out_dir: Path) -> GenerativeTrainResult:
-    """Train (or resume, or return the finished run in) `out_dir`: a DDPM on `train_set`, registered as `registry_name_of(cfg)`.
+def train_ddpm(cfg: DdpmTrainConfig, train_set: ImageSet, preview: np.ndarray, out_dir: Path, *, run_name: str,
+               registered_name: str) -> GenerativeTrainResult:
+    """Train (or resume, or return the finished run in) `out_dir`: a DDPM on `train_set`, MLflow run `run_name`,
+    registered as `registered_name` (when `cfg.register_model`).
 
     `preview`: uint8 NHWC training images of the dataset to purify, shown purified in the grids.
-    Raises `ConfigError` if the images do not fit `cfg.model`, `CheckpointError` if `out_dir`
-    holds a checkpoint of another config.
+    The final UNet is `out_dir/model`. Raises `ConfigError` if the images do not fit `cfg.model`,
+    `CheckpointError` if `out_dir` holds a checkpoint of another config.
     """
     if train_set.shape != (cfg.model.sample_size, cfg.model.sample_size, cfg.model.channels):
         raise ConfigError(f"config keys model.sample_size/model.channels: the UNet takes {cfg.model.sample_size}x"
                           f"{cfg.model.sample_size}x{cfg.model.channels} images, the training set has {train_set.shape}")
-    trainer = DdpmTrainer(cfg, to_tensor(train_set.images, device=resolve_device(cfg.device)), preview)
-    name = registry_name_of(cfg)
-    return train_generative(trainer, out_dir, run_name=f"{name.removeprefix('genlab-')}-seed{cfg.seed}",
-                            registered_name=name, dataset_hash=train_set.hash)
+    trainer = DdpmTrainer(cfg, to_tensor(train_set.images, SIGNED, resolve_device(cfg.device)), preview)
+    return train_generative(trainer, out_dir, run_name=run_name, registered_name=registered_name,
+                            dataset_hash=train_set.hash)

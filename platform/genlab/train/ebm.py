@@ -17,7 +17,8 @@ values live in conf/train_ebm_paper.yaml: SGD lr 5e-5, data noise 0.02, step siz
 Differences from the official loop, chosen for resumability: minibatches are drawn at random
 each iteration (not in epochs), and every random draw of iteration i comes from generators
 seeded by (seed, i), so a run resumed from a checkpoint continues exactly as the uninterrupted
-run would have. Learning-rate milestones count iterations, not epochs.
+run would have (`genlab.runtime.seeded_generator(seed, i, bits=63)`; the chains' noise is seeded by
+`derive_seed("chains", seed, i)`). Learning-rate milestones count iterations, not epochs.
 
 `train_ebm` runs `EbmTrainer` through the shared driver `genlab.train.generative_common.train_generative`:
 MLflow metrics every `log_every` iterations (energies of data and samples, their difference, the
@@ -25,11 +26,12 @@ input-gradient norm), a grid of chain samples and one of purified training image
 a checkpoint every `checkpoint_every` iterations (weights, optimizer state and bank as
 safetensors, step counter in JSON; see `genlab.checkpoints`), resuming from the last checkpoint
 of the same output directory, and registering the final EBM in the MLflow model registry.
+What the EBM learns from (the clean, a shifted or a poisoned training set) is the caller's choice:
+`genlab.sweep.provisioning` holds the job config and the data switches of jobs/train_ebm.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +42,15 @@ import torch
 from mlflow.tracking import MlflowClient
 from pydantic import Field
 
-from genlab.attacks import AttackConfig
 from genlab.checkpoints import load_checkpoint, load_state_into, optimizer_tensors, restore_optimizer, save_checkpoint
 from genlab.config import StrictModel
-from genlab.data import DatasetConfig, ImageSet
-from genlab.data.convert import to_pixels, to_tensor
-from genlab.errors import CheckpointError, ConfigError, TrainingDivergedError
+from genlab.data import ImageSet
+from genlab.data.convert import SIGNED, to_pixels, to_tensor
+from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.runtime import resolve_device
+from genlab.runtime import derive_seed, resolve_device, seeded_generator
 from genlab.samplers.langevin import LangevinSampler
-from genlab.train.generative_common import GenerativeTrainer, GenerativeTrainResult, iteration_generator, train_generative
+from genlab.train.generative_common import GenerativeTrainer, GenerativeTrainResult, train_generative
 from genlab.visualize import save_image_grid
 
 
@@ -58,9 +59,6 @@ class EbmTrainConfig(StrictModel):
 
     experiment: str = "train-ebm"  # MLflow experiment
     seed: int = 0  # seed of initial weights, bank, minibatches, data noise and chains
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)  # the dataset to purify (grid of purified images)
-    train_dataset: DatasetConfig | None = None  # learn from this dataset instead (resized/recoloured to `dataset`'s format); None = dataset
-    poison: AttackConfig | None = None  # learn from a poisoned copy: this attack's crafted rows (seed `seed`) replace their clean rows
     model: EbmNetConfig = Field(default_factory=EbmNetConfig)  # energy net; model.channels must match the data
     iterations: int = Field(800, ge=1)  # optimizer steps in total
     batch_size: int = Field(32, ge=1)  # data images and chain states per step (the paper: 128 over 8 cores)
@@ -93,11 +91,6 @@ class TrainState:
     step: int  # iterations completed
 
 
-def chain_seed(seed: int, step: int) -> int:
-    """Seed of the Langevin noise of iteration `step` (its rows are keyed by bank index)."""
-    return int.from_bytes(hashlib.sha256(f"chains:{seed}:{step}".encode()).digest()[:4], "little")
-
-
 def learning_rate(cfg: EbmTrainConfig, step: int) -> float:
     """Return the learning rate of iteration `step` (lr times lr_decay per milestone passed)."""
     return cfg.lr * cfg.lr_decay ** sum(step >= m for m in cfg.lr_milestones)
@@ -116,6 +109,7 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
     family = "ebm"
     state_kind = "ebm-train-state"
     model_kind = "ebm"
+    divergence_hint = "lower lr or step_size"
 
     def __init__(self, cfg: EbmTrainConfig, data: torch.Tensor, preview: np.ndarray) -> None:
         super().__init__(cfg)
@@ -133,7 +127,7 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         cfg, data = self.cfg, self.data
         torch.manual_seed(cfg.seed)
         model = build_ebm(cfg.model).to(self.device)
-        generator = iteration_generator(cfg.seed, -1)
+        generator = seeded_generator(cfg.seed, -1, bits=63)
         shape = (cfg.bank_size, *data.shape[1:])
         if cfg.bank_init == "uniform_noise":
             bank = (torch.rand(shape, generator=generator) * 2 - 1).to(self.device)
@@ -151,13 +145,13 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         (image-gradient evaluations of the chains so far).
         """
         cfg, data, device = self.cfg, self.data, self.device
-        generator = iteration_generator(cfg.seed, state.step)
+        generator = seeded_generator(cfg.seed, state.step, bits=63)
         batch_rows = torch.randint(len(data), (cfg.batch_size,), generator=generator).to(device)
         positive = data[batch_rows] + cfg.data_noise * torch.randn((cfg.batch_size, *data.shape[1:]), generator=generator).to(device)
         drawn = torch.randperm(len(state.bank), generator=generator)[:cfg.batch_size].to(device)
         reset = (torch.rand(len(drawn), generator=generator) < cfg.rejuvenation).to(device)
         state.model.eval().requires_grad_(False)  # the chains need input gradients only
-        chain = self.sampler.run(state.bank[drawn], steps=cfg.langevin_steps, seed=chain_seed(cfg.seed, state.step),
+        chain = self.sampler.run(state.bank[drawn], steps=cfg.langevin_steps, seed=derive_seed("chains", cfg.seed, state.step),
                                  row_ids=drawn.cpu().numpy())
         samples = chain.snapshots[cfg.langevin_steps]
         state.model.requires_grad_(True)
@@ -166,15 +160,8 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         energy_data = state.model(positive).mean()
         energy_samples = state.model(samples).mean()
         loss = (energy_data - energy_samples) / cfg.temperature
-        if not torch.isfinite(loss):
-            raise TrainingDivergedError(f"EBM loss is {loss.item()} at iteration {state.step}; lower lr or step_size")
         lr = learning_rate(cfg, state.step)
-        for group in state.optimizer.param_groups:
-            group["lr"] = lr
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
-        state.step += 1
+        self.optimizer_step(state, loss, lr)
         return {"energy_data": energy_data.item(), "energy_samples": energy_samples.item(),
                 "energy_diff": (energy_data - energy_samples).item(), "grad_norm": chain.mean_grad_norm,
                 "loss": loss.item(), "lr": lr, "gradient_evaluations": float(state.step * chain.gradient_evaluations)}
@@ -204,7 +191,7 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         """Log a grid of chain states and one of training images before/after Psi_T (T = purify_steps)."""
         cfg, preview = self.cfg, self.preview
         state.model.eval()
-        purified = self.sampler.run(to_tensor(preview, device=self.device), steps=cfg.purify_steps, seed=cfg.seed,
+        purified = self.sampler.run(to_tensor(preview, SIGNED, self.device), steps=cfg.purify_steps, seed=cfg.seed,
                                     row_ids=np.arange(len(preview))).snapshots[cfg.purify_steps]
         with tempfile.TemporaryDirectory() as tmp:
             samples = save_image_grid([to_pixels(state.bank[i * cfg.grid_size:(i + 1) * cfg.grid_size]) for i in range(2)],
@@ -219,25 +206,17 @@ class EbmTrainer(GenerativeTrainer[TrainState]):
         return {"step_size": self.cfg.step_size, "temperature": self.cfg.temperature}
 
 
-def registry_name_of(cfg: EbmTrainConfig) -> str:
-    """Return `genlab-ebm-<dataset>`, plus `-from-<train dataset>` and `-poisoned-<attack>` for the two switches."""
-    name = f"genlab-ebm-{cfg.dataset.name}" + (f"-from-{cfg.train_dataset.name}" if cfg.train_dataset else "")
-    return f"{name}-poisoned-{cfg.poison.name}" if cfg.poison is not None else name
+def train_ebm(cfg: EbmTrainConfig, ebm_train: ImageSet, preview: np.ndarray, out_dir: Path, *, run_name: str,
+              registered_name: str) -> GenerativeTrainResult:
+    """Train (or resume, or return the finished run in) `out_dir`: an EBM on `ebm_train`, MLflow run `run_name`,
+    registered as `registered_name` (when `cfg.register_model`).
 
-
-def train_ebm(cfg: EbmTrainConfig, ebm_train: ImageSet, preview: np.ndarray, out_dir: Path, *,
-              registered_name: str | None = None) -> GenerativeTrainResult:
-    """Train (or resume, or return the finished run in) `out_dir`: an EBM on `ebm_train`, registered as `registered_name`.
-
-    `preview`: uint8 NHWC training images of the dataset to purify, shown purified in the grids;
-    `registered_name` defaults to `registry_name_of(cfg)`. The final EBM is `out_dir/model`
-    (kind `ebm`). Raises `ConfigError` if the images do not fit `cfg.model`, `CheckpointError`
-    if `out_dir` holds a checkpoint of another config.
+    `preview`: uint8 NHWC training images of the dataset to purify, shown purified in the grids.
+    The final EBM is `out_dir/model` (kind `ebm`). Raises `ConfigError` if the images do not fit
+    `cfg.model`, `CheckpointError` if `out_dir` holds a checkpoint of another config.
     """
     if cfg.model.channels != ebm_train.shape[2]:
         raise ConfigError(f"config key model.channels: {cfg.model.channels}, but the data have {ebm_train.shape[2]} channels")
-    trainer = EbmTrainer(cfg, to_tensor(ebm_train.images, device=resolve_device(cfg.device)), preview)
-    name = registered_name or registry_name_of(cfg)
-    source = f"-from-{cfg.train_dataset.name}" if cfg.train_dataset else ""
-    return train_generative(trainer, out_dir, run_name=f"ebm-{cfg.dataset.name}{source}-seed{cfg.seed}",
-                            registered_name=name, dataset_hash=ebm_train.hash)
+    trainer = EbmTrainer(cfg, to_tensor(ebm_train.images, SIGNED, resolve_device(cfg.device)), preview)
+    return train_generative(trainer, out_dir, run_name=run_name, registered_name=registered_name,
+                            dataset_hash=ebm_train.hash)
