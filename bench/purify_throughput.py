@@ -41,17 +41,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from purify_speed import compare_speed_paths, speed_loop
 from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.checkpoints import save_model
-from genlab.models.ddpm import PAPER_UNET_32, CHECKPOINT_KIND, DdpmNetConfig, build_unet
+from genlab.models.ddpm import CHECKPOINT_KIND, PAPER_UNET_32, DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.base import PurifierSettings
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EBM_KIND, EbmPurifier, EbmSettings
 from genlab.purify.puregen import EnergyModelSettings, PuregenFiltSettings, PuregenNaiveSettings, PuregenRepsSettings
 from genlab.samplers.langevin import LangevinSampler
-from purify_speed import compare_speed_paths, speed_loop
 
 PURIFIERS = ("ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
 SIZES = {  # scale -> (EBM net, UNet, image side, channels, default Langevin steps T)

@@ -17,8 +17,8 @@ causal_beats_baselines) and models.md/.csv. Exit codes: 0 all trials finished, 1
 failed, 2 bad config or graph.
 """
 
-from genlab.causal.gen.config import CausalTrainConfig
 from genlab.causal.gen.comparison import run_model_comparison
+from genlab.causal.gen.config import CausalTrainConfig
 from genlab.cli import run_config_job
 
 if __name__ == "__main__":

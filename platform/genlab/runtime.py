@@ -14,7 +14,6 @@ import torch
 from genlab.config import StrictModel
 from genlab.errors import ConfigError
 
-
 T = TypeVar("T")
 Progress = Callable[[str], None]  # receives one human-readable line about long work (e.g. print)
 

@@ -9,8 +9,13 @@ import os
 import pytest
 
 from tests.helpers import REPO, sqlite_store
-from tests.integration.generative import (EBM_PURIFY_T, BlendPoisonedDigits, TrainedEbm, blend_outcome,
-                                           train_killed_then_resumed)
+from tests.integration.generative import (
+    EBM_PURIFY_T,
+    BlendPoisonedDigits,
+    TrainedEbm,
+    blend_outcome,
+    train_killed_then_resumed,
+)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,15 @@ from mlflow.tracking import MlflowClient
 
 from tests.fake_cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from tests.helpers import REPO, sqlite_store
-from tests.integration.ray_cli import (AGENT_PORT_FLAGS, RAY_BIN, agent_port_args, ensure_ray_auth_token, free_ports,
-                                      jobs_api_up, submit_job)
+from tests.integration.ray_cli import (
+    AGENT_PORT_FLAGS,
+    RAY_BIN,
+    agent_port_args,
+    ensure_ray_auth_token,
+    free_ports,
+    jobs_api_up,
+    submit_job,
+)
 from tests.integration.tiny_models import TINY_EBM
 
 IDLE_TIMEOUT_MINUTES = 0.2

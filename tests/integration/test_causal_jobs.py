@@ -13,7 +13,6 @@ from genlab.causal.gen.comparison import run_model_comparison
 from genlab.causal.gen.config import CausalTrainConfig, HypothesisConfig
 from genlab.causal.gen.hypothesis import run_hypothesis_test
 from genlab.config import validate
-
 from tests.helpers import REPO, run_job, sqlite_store
 
 TINY = {"seeds": [0, 1], "train": {"epochs": 4}, "data": {"num_samples": 80},

@@ -20,7 +20,6 @@ from genlab.causal.graph import load_graph
 from genlab.causal.scm import SCMSettings
 from genlab.causal.splits import SplitSettings, split_columns
 from genlab.models.causal import CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings, VAESettings
-
 from tests.helpers import REPO
 
 torch.set_num_threads(1)  # the models are tiny: more threads only contend on a shared machine

@@ -17,12 +17,10 @@ from genlab.causal.ccgm.fit import CCGMTrainSettings, fit_ccgm
 from genlab.causal.ccgm.metrics import independence_band, intervention_fidelity, intervention_grid
 from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, CCGMSettings, graph_spec
 from genlab.causal.ccgm.sampling import counterfactual, sample
-from genlab.causal.ccgm.skewsize import skewsize
 from genlab.causal.graph import build_graph
 from genlab.causal.interventions import cut_scm, do_scm
 from genlab.causal.scm import SCMSettings, build_scm
 from genlab.checkpoints import load_frozen_model, save_model
-
 from tests.helpers import run_job, sqlite_store
 
 TRAIN_ROWS = 2000

@@ -10,13 +10,9 @@ import time
 
 import numpy as np
 
-from genlab.attacks import BlendConfig
-from genlab.attacks.crafting import craft_cached
-from genlab.attacks.imported import ImportedPoisonConfig, load_imported
 from genlab.config import validate
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.training_sets import poison_for
-
 from tests.helpers import REPO
 
 JOB = [sys.executable, str(REPO / "jobs" / "craft_poisons.py"), "--config", str(REPO / "conf" / "attacks" / "badnets.yaml")]

@@ -16,20 +16,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab.checkpoints import load_checkpoint, save_model
-from genlab.config import load_config, validate
+from genlab.checkpoints import load_checkpoint
+from genlab.config import load_config
 from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm
+from genlab.purify.ebm import EbmSettings
 from genlab.purify.model_source import model_fingerprint
-from genlab.purify.ebm import EbmPurifier, EbmSettings
-from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
-                                   PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,
-                                   highest_energy_rows, repetition_seed)
+from genlab.purify.puregen import (
+    EnergyModelSettings,
+    EnergyScorer,
+    PuregenRepsSettings,
+    build_puregen,
+    highest_energy_rows,
+)
 from genlab.sweep.provisioning import DdpmJobConfig
-from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
-
 from tests.helpers import REPO, run_job_main
-from tests.integration.generative import (assert_rerun_does_nothing, assert_resumed_once, blend_outcome,
-                                           train_killed_then_resumed)
+from tests.integration.generative import (
+    assert_rerun_does_nothing,
+    assert_resumed_once,
+    blend_outcome,
+    train_killed_then_resumed,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it

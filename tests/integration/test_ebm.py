@@ -17,15 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.checkpoints import load_checkpoint, save_model
-from genlab.config import load_config, validate
+from genlab.checkpoints import load_checkpoint
+from genlab.config import load_config
 from genlab.data.convert import to_tensor
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
-from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
 from genlab.sweep.provisioning import EbmJobConfig
-from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
-
 from tests.energy_nets import EPS, zero_energy_net
 from tests.helpers import REPO, run_job_main
 from tests.integration.generative import EBM_PURIFY_T, assert_rerun_does_nothing, assert_resumed_once, blend_outcome

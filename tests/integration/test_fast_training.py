@@ -4,7 +4,6 @@
 import numpy as np
 import torch
 
-from genlab.config import ConfigError, load_config
 from genlab.train.classifier import ClassifierConfig, predict, train_classifier
 
 

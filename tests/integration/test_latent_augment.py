@@ -10,19 +10,14 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from genlab.augment.augmentations import AUGMENTATIONS, augment, is_involutive
 from genlab.augment.config import LatentAugmentConfig
-from genlab.augment.data import AugmentDataConfig, load_images, paired_set
+from genlab.augment.data import load_images, paired_set
 from genlab.augment.experiment import SUMMARY_KEYS
 from genlab.augment.metrics import per_target_bce
-from genlab.augment.optim import AdaBelief
 from genlab.augment.pipeline import LatentAugmentPipeline
 from genlab.augment.runner import ResultsExistError, run_latent_augment
 from genlab.config import load_config
 from genlab.data.convert import UNIT, to_tensor
-from genlab.errors import ConfigError
-from genlab.models.latent_maps import LatentMaps
-
 from tests.helpers import REPO
 
 CONF = REPO / "conf" / "latent_augment.yaml"

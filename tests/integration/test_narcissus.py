@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.attacks import BlendConfig, NarcissusConfig, craft_poisons
-from genlab.data.poisonset import load_poison_set
-from genlab.errors import PoisonSetError
+from genlab.attacks import NarcissusConfig, craft_poisons
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
-
 from tests.helpers import load_poisons
 
 SMALL = dict(poison_fraction=0.05, epsilon=16.0, test_magnitude=3.0, trigger_steps=100)

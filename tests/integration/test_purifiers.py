@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from genlab.purify import build_purifier
-from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings, NoneSettings
+from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings
 from genlab.purify.cache import PurificationCache
 from genlab.purify.stage import PurificationStageConfig, StageInput, purify_cached, purify_parts_cached, run_stage
 

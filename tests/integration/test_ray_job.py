@@ -10,8 +10,15 @@ import tempfile
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import sqlite_store
-from tests.integration.ray_cli import (AGENT_PORT_FLAGS, RAY_BIN, agent_port_args, ensure_ray_auth_token, free_ports,
-                                      jobs_api_up, submit_job)
+from tests.integration.ray_cli import (
+    AGENT_PORT_FLAGS,
+    RAY_BIN,
+    agent_port_args,
+    ensure_ray_auth_token,
+    free_ports,
+    jobs_api_up,
+    submit_job,
+)
 
 
 def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):

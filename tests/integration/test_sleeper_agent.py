@@ -3,9 +3,8 @@
 
 import numpy as np
 
-from genlab.attacks.targeted.targeted_eval import rates_differ, success_rate
-from genlab.train.classifier import ClassifierConfig, predict, train_classifier
-
+from genlab.attacks.targeted.targeted_eval import rates_differ
+from genlab.train.classifier import ClassifierConfig
 from tests.integration.victims import trigger_outcomes
 
 

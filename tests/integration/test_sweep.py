@@ -9,7 +9,6 @@ from mlflow.tracking import MlflowClient
 from genlab.config import load_config
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
-
 from tests.helpers import REPO, run_job, sqlite_store
 from tests.integration.tiny_models import TINY_DDPM, TINY_EBM
 

@@ -5,7 +5,6 @@ import yaml
 
 from genlab.purify.ebm import EbmSettings
 from genlab.sweep.provisioning import provide_models
-
 from tests.integration.tiny_models import TINY_EBM
 
 TINY = {**TINY_EBM, "register_model": False}

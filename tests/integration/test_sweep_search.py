@@ -13,10 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from genlab.config import load_config
-from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
-
 from tests.helpers import REPO, run_job, sqlite_store
 
 PURIFIERS = "purifiers=[{name: none}, {name: jpeg, quality: 50}, {name: gaussian_noise, sigma: 128}]"

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 
 from genlab.attacks.targeted.efficacy import measure_targeted_efficacy
-from genlab.attacks.targeted.targeted_eval import rates_differ, success_rate
-from genlab.train.classifier import ClassifierConfig, predict, train_classifier
-
+from genlab.attacks.targeted.targeted_eval import rates_differ
+from genlab.train.classifier import ClassifierConfig, train_classifier
 from tests.helpers import REPO
 from tests.integration.victims import trigger_outcomes
 

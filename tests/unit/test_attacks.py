@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from genlab.attacks import BadNetsConfig, BlendConfig, craft_poisons
+from genlab.attacks import BlendConfig, craft_poisons
 
 
 def test_blend_respects_its_budget(digits):

@@ -7,14 +7,20 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from genlab.causal.candidates import (Edit, ListedCandidate, apply_edits, candidates_at_distance, listed_candidate,
-                                      single_edits, structural_hamming_distance)
+from genlab.causal.candidates import (
+    Edit,
+    ListedCandidate,
+    apply_edits,
+    candidates_at_distance,
+    listed_candidate,
+    single_edits,
+    structural_hamming_distance,
+)
 from genlab.causal.drawing import draw_graph
 from genlab.causal.gen.config import CandidateSettings
 from genlab.causal.gen.hypothesis import build_candidates
 from genlab.causal.graph import GraphError, GraphSpec, build_graph, load_graph
 from genlab.errors import ConfigError
-
 from tests.helpers import REPO
 
 

@@ -10,9 +10,15 @@ from genlab.causal.gen.ranking import CandidateResult, rank_order, summarize
 from genlab.causal.gen.train import TrainSettings, fit, make_replicas
 from genlab.causal.graph import load_graph
 from genlab.causal.scm import SCMSettings, scm_dataset
-from genlab.models.causal import (CausalGen, CausalGenSettings, CausalVariationalGenSettings, FullyConnectedSettings,
-                                  VAESettings, build_model, fully_connected_prior)
-
+from genlab.models.causal import (
+    CausalGen,
+    CausalGenSettings,
+    CausalVariationalGenSettings,
+    FullyConnectedSettings,
+    VAESettings,
+    build_model,
+    fully_connected_prior,
+)
 from tests.helpers import REPO
 
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from genlab.causal.pendulum import (COLUMNS, GROUND_Y, PIVOT, X_RANGE, Y_RANGE, PendulumSettings, grid_indices,
-                                    make_pendulum, pendulum_labels, pendulum_split, pendulum_table)
+from genlab.causal.pendulum import (
+    COLUMNS,
+    GROUND_Y,
+    PIVOT,
+    X_RANGE,
+    Y_RANGE,
+    PendulumSettings,
+    grid_indices,
+    make_pendulum,
+    pendulum_labels,
+    pendulum_split,
+    pendulum_table,
+)
 
 SOME_ROWS = np.array([0, 1, 100, 1234, 2500, 3655, 5000, 7307])
 

@@ -9,7 +9,6 @@ from genlab.causal.graph import GraphSpec, build_graph, load_graph
 from genlab.causal.scm import SCMSettings, build_scm, edge_effects, scm_dataset
 from genlab.causal.splits import SplitSettings, Standardizer, split_columns, tail_split
 from genlab.errors import ConfigError
-
 from tests.helpers import REPO
 
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")

@@ -14,7 +14,6 @@ from genlab.config import load_config
 from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import tune_experiment_path
-
 from tests.fake_cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from tests.helpers import REPO
 

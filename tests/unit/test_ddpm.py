@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from purify_speed import compare_speed_paths, speed_loop
 
-from genlab.checkpoints import load_checkpoint, save_model
+from genlab.checkpoints import save_model
 from genlab.config import load_config, validate
 from genlab.data.convert import to_pixels, to_tensor
 from genlab.errors import CheckpointError, ConfigError
@@ -19,17 +20,24 @@ from genlab.models.ddpm import PAPER_UNET_32, DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ddpm import DdpmPurifier, DdpmSettings, load_ddpm
 from genlab.purify.ebm import EbmPurifier, EbmSettings
-from genlab.purify.puregen import (EnergyModelSettings, EnergyScorer, PuregenFiltPurifier, PuregenFiltSettings,
-                                   PuregenNaiveSettings, PuregenPurifier, PuregenRepsSettings, build_puregen,
-                                   highest_energy_rows, repetition_seed)
 from genlab.purify.model_source import model_fingerprint
+from genlab.purify.puregen import (
+    EnergyModelSettings,
+    EnergyScorer,
+    PuregenFiltPurifier,
+    PuregenFiltSettings,
+    PuregenNaiveSettings,
+    PuregenPurifier,
+    PuregenRepsSettings,
+    build_puregen,
+    highest_energy_rows,
+    repetition_seed,
+)
 from genlab.samplers.ddpm import DdpmSampler, make_scheduler, noise_std
 from genlab.sweep.provisioning import DdpmJobConfig
 from genlab.train.ddpm import DdpmTrainConfig, DdpmTrainer
-
 from tests.damaged_checkpoints import assert_pickled_weights_refused, flip_a_weight_byte
 from tests.helpers import REPO
-from purify_speed import compare_speed_paths, speed_loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -11,22 +11,21 @@ import math
 import numpy as np
 import pytest
 import torch
+from purify_speed import compare_speed_paths, speed_loop
 
 from genlab.checkpoints import load_checkpoint, save_model
 from genlab.config import load_config, validate
 from genlab.data.convert import to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
-from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
+from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm
 from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
 from genlab.sweep.provisioning import EbmJobConfig
 from genlab.train.ebm import EbmTrainConfig, EbmTrainer, make_optimizer
-
 from tests.damaged_checkpoints import assert_pickled_weights_refused, flip_a_weight_byte
 from tests.energy_nets import EPS, zero_energy_net
 from tests.helpers import REPO
-from purify_speed import compare_speed_paths, speed_loop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genlab.config import ConfigError, load_config
-from genlab.train.classifier import ClassifierConfig, predict, train_classifier
+from genlab.train.classifier import ClassifierConfig, train_classifier
 
 
 def test_unknown_protocol_is_refused_naming_the_key(tmp_path):

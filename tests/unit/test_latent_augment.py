@@ -10,12 +10,11 @@ import torch
 from genlab.augment.augmentations import AUGMENTATIONS, augment, is_involutive
 from genlab.augment.config import LatentAugmentConfig
 from genlab.augment.data import AugmentDataConfig, load_images, paired_set
-from genlab.models.latent_maps import LatentMaps
 from genlab.augment.optim import AdaBelief
 from genlab.config import load_config
 from genlab.data.convert import UNIT, to_tensor
 from genlab.errors import ConfigError
-
+from genlab.models.latent_maps import LatentMaps
 from tests.helpers import REPO
 
 CONF = REPO / "conf" / "latent_augment.yaml"

@@ -5,10 +5,8 @@ import json
 
 import pytest
 
-from genlab.attacks import BlendConfig, NarcissusConfig, craft_poisons
-from genlab.data.poisonset import load_poison_set
+from genlab.attacks import BlendConfig, craft_poisons
 from genlab.errors import PoisonSetError
-
 from tests.helpers import load_poisons
 
 

@@ -10,10 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genlab.attacks import BlendConfig, craft_poisons
-from genlab.data.poisonset import load_poison_set
 from genlab.errors import PoisonSetError
-
 from tests.helpers import load_poisons, rewrite_npz
 
 

@@ -3,7 +3,7 @@ integration/test_sleeper_agent.py)."""
 
 import pytest
 
-from genlab.train.classifier import ClassifierConfig, predict, train_classifier
+from genlab.train.classifier import ClassifierConfig
 
 
 def test_snapshot_epochs_beyond_the_surrogate_are_refused():

@@ -6,7 +6,6 @@ import pytest
 from genlab.config import load_config
 from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
-
 from tests.helpers import REPO
 
 

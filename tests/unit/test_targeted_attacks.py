@@ -93,7 +93,12 @@ def test_clopper_pearson_interval_and_fisher_test():
 
 def test_log_probability_shift_and_sign_test(digits):
     """The effect measure of bench/targeted_efficacy.py: per-class log-probabilities and the paired sign test."""
-    from genlab.attacks.targeted.targeted_eval import adversarial_log_probabilities, fisher_pvalue, sign_test_pvalue, success_rate
+    from genlab.attacks.targeted.targeted_eval import (
+        adversarial_log_probabilities,
+        fisher_pvalue,
+        sign_test_pvalue,
+        success_rate,
+    )
 
     train, _ = digits
     model = train_classifier(train.images[:200], train.labels[:200], 10, ClassifierConfig(epochs=1), seed=0)

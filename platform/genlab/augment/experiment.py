@@ -27,12 +27,19 @@ import torch
 from genlab.augment.augmentations import is_involutive
 from genlab.augment.config import LatentAugmentConfig
 from genlab.augment.data import PairedSet, paired_set
-from genlab.augment.metrics import (baseline_bce, cvae_outputs, direct_reconstruction_bce, involution_errors,
-                                    inverse_mse, mean_shift_outputs, per_target_bce, recursive_mse)
+from genlab.augment.metrics import (
+    baseline_bce,
+    cvae_outputs,
+    direct_reconstruction_bce,
+    inverse_mse,
+    involution_errors,
+    mean_shift_outputs,
+    per_target_bce,
+    recursive_mse,
+)
 from genlab.augment.pipeline import LatentAugmentPipeline
 from genlab.augment.report import save_rows, save_transfer_heatmap
-from genlab.augment.stages import (EpochCallback, train_autoencoder, train_cvae, train_latent_maps,
-                                   train_transfer_head)
+from genlab.augment.stages import EpochCallback, train_autoencoder, train_cvae, train_latent_maps, train_transfer_head
 from genlab.data import ImageSet
 from genlab.data.convert import UNIT, to_tensor
 from genlab.models.latent_maps import LatentMaps

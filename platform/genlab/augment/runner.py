@@ -27,8 +27,16 @@ from genlab.data import ImageSet
 from genlab.errors import GenlabError
 from genlab.fileio import atomic_directory, write_json_atomic
 from genlab.runtime import init_ray
-from genlab.tracking import (TRIAL_TAG, NestedRunCallback, TrackedRun, params_for, standard_tags, tracked_run,
-                             tracking_uri, ui_command)
+from genlab.tracking import (
+    TRIAL_TAG,
+    NestedRunCallback,
+    TrackedRun,
+    params_for,
+    standard_tags,
+    tracked_run,
+    tracking_uri,
+    ui_command,
+)
 
 MLFLOW_BATCH = 1000
 

@@ -15,7 +15,6 @@ import torch
 from genlab.data.datasets import resize_images
 from genlab.errors import ConfigError
 
-
 ValueRange = tuple[float, float]
 SIGNED: ValueRange = (-1.0, 1.0)  # generative models (EBM, DDPM)
 UNIT: ValueRange = (0.0, 1.0)  # VAEs (Bernoulli pixel likelihood)

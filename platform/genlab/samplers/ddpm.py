@@ -35,6 +35,7 @@ the number of calls (max t* instead of sum t*) and their size (bigger batches pe
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import torch
 from diffusers import DDPMScheduler

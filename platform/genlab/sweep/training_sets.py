@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from genlab.data.poisonset import PoisonSet
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.purify.base import PurifierSettings
 from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages

@@ -14,8 +14,8 @@ from typing import Any
 import ray
 from ray import tune
 
-from genlab.data.poisonset import PoisonSet
 from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.mlflow_callback import MlflowTrialCallback
 from genlab.sweep.search import grid_specs, search_plan

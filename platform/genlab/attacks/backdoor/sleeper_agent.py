@@ -37,8 +37,12 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from genlab.attacks.backdoor.base import BackdoorAttackConfig, random_patch_trigger
-from genlab.attacks.gradient_alignment import (alignment_epochs, ensemble_alignment_loss, goal_gradients,
-                                               parameter_gradient)
+from genlab.attacks.gradient_alignment import (
+    alignment_epochs,
+    ensemble_alignment_loss,
+    goal_gradients,
+    parameter_gradient,
+)
 from genlab.attacks.projected import projected_adam, quantize_within, random_start
 from genlab.attacks.surrogate import model_device, surrogate_snapshots
 from genlab.data.convert import PIXEL, to_tensor

@@ -22,8 +22,14 @@ from typing import Any
 import numpy as np
 
 from genlab.attacks.crafting import craft_cached, is_targeted
-from genlab.attacks.targeted.targeted_eval import (SuccessRate, adversarial_log_probabilities, fisher_pvalue,
-                                                   sign_test_pvalue, success_rate, targeted_hits)
+from genlab.attacks.targeted.targeted_eval import (
+    SuccessRate,
+    adversarial_log_probabilities,
+    fisher_pvalue,
+    sign_test_pvalue,
+    success_rate,
+    targeted_hits,
+)
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
 from genlab.errors import ConfigError

@@ -15,8 +15,13 @@ from genlab.causal.ccgm.config import CCGMDebiasConfig, CCGMJobConfig
 from genlab.causal.ccgm.debias import BiasTask, bias_report
 from genlab.causal.ccgm.fit import fit_ccgm
 from genlab.causal.ccgm.images import counterfactual_pixel_mse, save_intervention_grid, sweep_values
-from genlab.causal.ccgm.metrics import (concept_information, intervention_fidelity, intervention_grid,
-                                        learned_graph_distance, reconstruction_error)
+from genlab.causal.ccgm.metrics import (
+    concept_information,
+    intervention_fidelity,
+    intervention_grid,
+    learned_graph_distance,
+    reconstruction_error,
+)
 from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
 from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
 from genlab.causal.job import job_run, write_reports

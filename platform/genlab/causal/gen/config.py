@@ -13,8 +13,14 @@ from genlab.causal.pendulum import PendulumSettings
 from genlab.causal.scm import SCMSettings
 from genlab.causal.splits import SplitSettings
 from genlab.config import StrictModel
-from genlab.models.causal import (CausalGenSettings, CausalModelSettings, CausalVariationalGenSettings,
-                                  FullyConnectedSettings, ModelSettings, VAESettings)
+from genlab.models.causal import (
+    CausalGenSettings,
+    CausalModelSettings,
+    CausalVariationalGenSettings,
+    FullyConnectedSettings,
+    ModelSettings,
+    VAESettings,
+)
 from genlab.runtime import RaySettings
 
 

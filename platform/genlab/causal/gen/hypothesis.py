@@ -8,8 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from genlab.causal.candidates import (apply_edits, candidates_at_distance, listed_candidate, single_edits,
-                                      structural_hamming_distance)
+from genlab.causal.candidates import (
+    apply_edits,
+    candidates_at_distance,
+    listed_candidate,
+    single_edits,
+    structural_hamming_distance,
+)
 from genlab.causal.drawing import draw_graph
 from genlab.causal.gen.config import CandidateSettings, HypothesisConfig
 from genlab.causal.gen.ranking import CandidateResult, summarize
