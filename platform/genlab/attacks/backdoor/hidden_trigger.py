@@ -22,7 +22,7 @@ the victim trains a linear head or fine-tunes) or, without one, a classifier tra
 training set. Adam with a cosine-decayed learning rate `step_size * epsilon` and projection after
 every step (genlab.attacks.projected), as genlab's Bullseye Polytope.
 
-Efficacy on the embedded data (tests/test_targeted_efficacy.py): digits 16x16, an extractor
+Efficacy on the embedded data (tests/integration/test_targeted_efficacy.py): digits 16x16, an extractor
 pretrained on the rows outside a 500-row set, a linear probe trained on that set with 40 of its
 class-0 rows poisoned (8%), 300 steps. Triggered non-target test images classified as class 0,
 poisoned probe vs clean probe (natural accuracy 96.9% vs 97.2%):

@@ -16,7 +16,7 @@ training path). The paper's two additions are here: *data selection*
 (the surrogate is retrained from scratch on the current poisoned set `retrain_rounds` times
 during crafting, so the poisons keep working on the model they help produce).
 
-Efficacy on the embedded data (tests/test_sleeper_agent.py): digits 16x16, small CNN trained 8 epochs
+Efficacy on the embedded data (tests/integration/test_sleeper_agent.py): digits 16x16, small CNN trained 8 epochs
 from scratch (victims seeded 1 and 2, unlike every surrogate), 200 steps, 2 retraining rounds.
 Triggered non-target test images classified as class 0, poisoned victims vs clean ones (0.0%):
 - 3% poisons, 6x6 patch: epsilon 32 92.9% / 97.2% (93% in the test), natural accuracy 98.1% / 98.6%

@@ -24,7 +24,7 @@ Adam's learning rate follows a cosine decay to zero over the steps, so the last 
 collision (relative feature distance 0.095, 0.006, 0.046 on three targets at epsilon 64, against 0.102,
 0.020, 0.052 with a constant rate).
 
-Efficacy on the embedded data (tests/test_targeted_efficacy.py): the paper's linear-transfer setting
+Efficacy on the embedded data (tests/integration/test_targeted_efficacy.py): the paper's linear-transfer setting
 scaled to digits 16x16 -- an extractor pretrained on the rows outside a 500-row fine-tuning set
 (50 per class, as the paper's 'others' split), a linear probe trained on that set with 8% of it
 poisons per target, epsilon 48 -- flipped 7 of 8 random targets (clean probes: 0 of 8). At the
