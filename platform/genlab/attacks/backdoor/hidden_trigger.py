@@ -84,9 +84,9 @@ def craft_hidden_trigger(cfg: HiddenTriggerConfig, train: ImageSet, seed: int,
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
     progress = progress or print_progress
+    trigger = random_patch_trigger(train.shape, cfg.patch_size, seed)  # refuses a patch larger than the image
     extractor = feature_extractor(cfg.pretrained, train, cfg.surrogate, cfg.surrogate_seed)
     device = model_device(extractor)
-    trigger = random_patch_trigger(train.shape, cfg.patch_size, seed)
     rows = choose_target_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
     sources = to_tensor(trigger.apply(train.images[train.labels != cfg.target_class]), PIXEL, device)
     bases = to_tensor(train.images[rows], PIXEL, device)
