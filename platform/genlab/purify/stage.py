@@ -24,7 +24,7 @@ import ray
 from pydantic import Field, TypeAdapter
 
 from genlab.config import StrictModel
-from genlab.purify import PurifierConfig, build_purifier
+from genlab.purify.registry import PurifierConfig, build_purifier
 from genlab.purify.base import PurifierSettings
 from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages, content_key
