@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import PYTHON, REPO, job_env, run_job, sqlite_store
+from tests.helpers import PYTHON, REPO, job_env, run_job, run_job_main, sqlite_store
 
 EBM_PURIFY_T = 150  # Langevin steps of the EBM purifier in the blend tests (the paper's T)
 
@@ -109,3 +109,16 @@ def assert_rerun_does_nothing(job: str, out_dir: Path, client: MlflowClient, reg
     rerun = run_job([f"jobs/{job}", "--out", str(out_dir)], client.tracking_uri, timeout=600)
     assert rerun.returncode == 0 and "nothing to do" in rerun.stdout
     assert len(client.search_model_versions(f"name = '{registered_model}'")) == 1
+
+
+def train_with_data_switch(job: str, tiny: list[str], switch: str, registered: str, out: Path, monkeypatch,
+                           capsys) -> Path:
+    """Run jobs/<job>.py on conf/<job>.yaml with the `tiny` overrides and one training-data `switch` (a poison or
+    another dataset); assert it registered `registered` version 1 and said it poisoned exactly when the switch
+    is a poison. Returns the trained model's directory."""
+    args = ["--config", str(REPO / "conf" / f"{job}.yaml"), "--out", str(out), *tiny, switch]
+    assert run_job_main(f"{job}.py", args, monkeypatch) == 0
+    printed = capsys.readouterr().out
+    assert f"registered {registered} version 1" in printed
+    assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits
+    return out / "model"

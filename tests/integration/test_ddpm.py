@@ -29,12 +29,13 @@ from genlab.purify.puregen import (
     highest_energy_rows,
 )
 from genlab.sweep.provisioning import DdpmJobConfig
-from tests.helpers import REPO, run_job_main
+from tests.helpers import REPO
 from tests.integration.generative import (
     assert_rerun_does_nothing,
     assert_resumed_once,
     blend_outcome,
     train_killed_then_resumed,
+    train_with_data_switch,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -48,12 +49,8 @@ T_STAR = 75  # the paper's t* from scratch; the blend test purifies at it
 def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
     tiny = ["iterations=2", "batch_size=4", "log_every=1", "checkpoint_every=1", "purify_steps=2", "grid_size=2",
             "device=cpu", "model.block_out_channels=[8,8,8]"]
-    args = ["--config", str(REPO / "conf" / "train_ddpm.yaml"), "--out", str(tmp_path / "out"), *tiny, switch]
-    assert run_job_main("train_ddpm.py", args, monkeypatch) == 0
-    printed = capsys.readouterr().out
-    assert f"registered {registered} version 1" in printed
-    assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits
-    assert load_ddpm(tmp_path / "out" / "model").config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
+    model = train_with_data_switch("train_ddpm", tiny, switch, registered, tmp_path / "out", monkeypatch, capsys)
+    assert load_ddpm(model).config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
 
 
 @dataclass(frozen=True)

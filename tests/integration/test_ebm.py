@@ -24,8 +24,14 @@ from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_ch
 from genlab.samplers.langevin import LangevinSampler
 from genlab.sweep.provisioning import EbmJobConfig
 from tests.energy_nets import EPS, zero_energy_net
-from tests.helpers import REPO, run_job_main
-from tests.integration.generative import EBM_PURIFY_T, assert_rerun_does_nothing, assert_resumed_once, blend_outcome
+from tests.helpers import REPO
+from tests.integration.generative import (
+    EBM_PURIFY_T,
+    assert_rerun_does_nothing,
+    assert_resumed_once,
+    blend_outcome,
+    train_with_data_switch,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,12 +43,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_job_trains_on_a_poisoned_or_another_dataset(switch, registered, mlflow_store, tmp_path, monkeypatch, capsys):
     tiny = ["iterations=2", "model.nf=4", "batch_size=4", "bank_size=8", "langevin_steps=2", "log_every=1",
             "checkpoint_every=1", "purify_steps=2", "grid_size=2", "device=cpu"]
-    args = ["--config", str(REPO / "conf" / "train_ebm.yaml"), "--out", str(tmp_path / "out"), *tiny, switch]
-    assert run_job_main("train_ebm.py", args, monkeypatch) == 0
-    printed = capsys.readouterr().out
-    assert f"registered {registered} version 1" in printed
-    assert ("poisoned by blend: 115 rows" in printed) == ("poison" in switch)  # 8% of the 1,438 digits
-    assert load_ebm(tmp_path / "out" / "model").config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
+    model = train_with_data_switch("train_ebm", tiny, switch, registered, tmp_path / "out", monkeypatch, capsys)
+    assert load_ebm(model).config.channels == 1  # shapes (RGB 32x32) -> digits' grey 16x16
 
 
 # ---------------------------------------------------------------- the trained EBM
