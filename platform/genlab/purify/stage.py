@@ -6,6 +6,10 @@ purifies numpy batches in `__call__`. Rows come back exploded per step count
 parquet. `row_id` keys each row's noise (so the clean and the poisoned copy of a training row
 are purified with the same noise); `position` is unique within a run, so several parts (clean
 rows and each attack's poisoned rows) share one stage run and one actor-pool start-up.
+Models travel to the actors through Ray's object store, never as paths: the driver reads each
+checkpoint a setting names (`bundle_checkpoint`), puts it once, and every actor writes the
+bytes it gets to a temporary directory of its own after checking their sha256, so actors on
+worker nodes that cannot see the driver's work dir still load the same weights.
 The driver writes the parquet itself: a Ray `write_parquet` stage would need CPUs that the
 actor pool holds on small machines (Ray Data CPU starvation, ray#44687).
 """
@@ -16,6 +20,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -28,6 +33,14 @@ from genlab.purify.registry import PurifierConfig, build_purifier
 from genlab.purify.base import PurifierSettings
 from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages, content_key
+from genlab.purify.model_source import (
+    ModelSource,
+    bundle_checkpoint,
+    model_sources,
+    unbundle_checkpoint,
+    with_local_checkpoint,
+    with_model_sources,
+)
 
 
 class PurificationStageConfig(StrictModel):
@@ -40,14 +53,34 @@ class PurificationStageConfig(StrictModel):
     crash_one_actor: bool = False  # fault injection: one actor process dies on its first batch (recovery test)
 
 
+def ship_models(settings: PurifierSettings) -> tuple[PurifierSettings, dict[str, ray.ObjectRef]]:
+    """Return (`settings` naming every model by its local checkpoint directory on the driver, that directory ->
+    the object-store reference of its `CheckpointBundle`), each checkpoint read and put once."""
+    local = with_model_sources(settings, with_local_checkpoint)
+    refs: dict[str, ray.ObjectRef] = {}
+    for source in model_sources(local):
+        if source.checkpoint not in refs:
+            refs[source.checkpoint] = ray.put(bundle_checkpoint(source.checkpoint, source.model_kind))
+    return local, refs
+
+
 class PurifierActor:
     """Ray Data callable class: one purifier per actor, numpy dict batches in and out."""
 
-    def __init__(self, settings: dict[str, Any], seed: int, num_threads: int, crash_marker: str | None = None) -> None:
+    def __init__(self, settings: dict[str, Any], seed: int, num_threads: int, models: dict[str, ray.ObjectRef],
+                 crash_marker: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(max(1, num_threads))
-        self.purifier = build_purifier(TypeAdapter(PurifierConfig).validate_python(settings), seed=seed)
+        config = TypeAdapter(PurifierConfig).validate_python(settings)
+        with tempfile.TemporaryDirectory(prefix="genlab-models-") as tmp:  # the weights are in memory once built
+            arrived = {origin: str(unbundle_checkpoint(ray.get(ref), Path(tmp) / str(i)))
+                       for i, (origin, ref) in enumerate(models.items())}
+
+            def arrived_copy(source: ModelSource) -> ModelSource:
+                return source.model_copy(update={"checkpoint": arrived[source.checkpoint]})
+
+            self.purifier = build_purifier(with_model_sources(config, arrived_copy), seed=seed)
         self.crash_marker = crash_marker
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -79,11 +112,13 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
               stage: PurificationStageConfig) -> PurifiedImages:
     """Purify rows through the actor pool; return them aligned with `row_ids`, with measured images/s."""
     dataset = images_to_ray_dataset(images, labels, row_ids, num_blocks=4 * stage.num_actors)
+    settings, models = ship_models(settings)
     marker = os.path.join(tempfile.mkdtemp(prefix="genlab-crash-"), "crashed") if stage.crash_one_actor else None
     start = time.perf_counter()
     purified = dataset.map_batches(
         PurifierActor, fn_constructor_kwargs={"settings": settings.model_dump(mode="json"), "seed": seed,
-                                              "num_threads": int(stage.num_cpus_per_actor), "crash_marker": marker},
+                                              "num_threads": int(stage.num_cpus_per_actor), "models": models,
+                                              "crash_marker": marker},
         batch_size=stage.batch_size, compute=ray.data.ActorPoolStrategy(size=stage.num_actors),
         num_cpus=stage.num_cpus_per_actor, num_gpus=stage.num_gpus_per_actor or None)
     chunks = list(purified.iter_batches(batch_size=None, batch_format="numpy"))
