@@ -9,6 +9,7 @@ Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/defense_sweep.py --out out/sweep classifier.epochs=5 seeds=[0,1]
 On a Ray cluster (head started with `ray start --head --dashboard-host 127.0.0.1`):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python jobs/defense_sweep.py
+    (caches and outputs go to $GENLAB_HOME, else ~/genlab-work, not into Ray's temporary copy of the upload)
 After a killed driver, finish the same sweep (finished trials are kept, not rerun):
     python jobs/defense_sweep.py --resume
 Then look at the runs:
@@ -16,12 +17,11 @@ Then look at the runs:
 Exit codes: 0 all trials finished, 1 a trial failed, 2 bad config.
 """
 
-from pathlib import Path
-
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import load_resume_state, run_sweep
+from genlab.workspace import in_workspace, workspace_line
 
 
 def main() -> int:
@@ -32,7 +32,9 @@ def main() -> int:
     state = None
     if args.resume:
         cfg, state = load_resume_state(cfg.work_dir, cfg.experiment)
-    result = run_sweep(cfg, args.out or Path("out/defense_sweep"), resume_state=state)
+    out_dir = args.out or in_workspace("out/defense_sweep")
+    print(workspace_line(cfg.work_dir, out_dir))
+    result = run_sweep(cfg, out_dir, resume_state=state)
     return 0 if result.all_finished else 1
 
 

@@ -23,18 +23,17 @@ compose_bce_meanshift in nats/image; involution_error_flips, involution_error_ot
 Exit codes: 0 done, 1 a sweep trial failed, data are missing or OUT already holds results, 2 bad config.
 """
 
-from pathlib import Path
-
 from genlab.augment.config import LatentAugmentConfig
 from genlab.augment.runner import run_latent_augment
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
+from genlab.workspace import in_workspace
 
 
 def main() -> int:
     args = parse_job_args(__doc__.splitlines()[0], default_config="conf/latent_augment.yaml")
     cfg = load_config(LatentAugmentConfig, args.config, args.overrides)
-    summary = run_latent_augment(cfg, args.out or Path("out/latent_augment"))
+    summary = run_latent_augment(cfg, args.out or in_workspace("out/latent_augment"))
     return 0 if all(trial["status"] == "FINISHED" for trial in summary.get("trials", [])) else 1
 
 

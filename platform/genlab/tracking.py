@@ -38,14 +38,16 @@ import genlab
 from genlab.checkpoints import INDEX
 from genlab.config import flatten
 from genlab.errors import CheckpointError
+from genlab.workspace import in_workspace, workspace_root
 
 MAX_PARAM_CHARS = 6000
 TRIAL_TAG = "genlab.trial_name"  # the trial name on its nested run
 
 
 def tracking_uri() -> str:
-    """Return the tracking URI: `$MLFLOW_TRACKING_URI`, else the sqlite file in the working dir."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """Return the tracking URI: `$MLFLOW_TRACKING_URI`, else the sqlite file in the workspace (`genlab.workspace`:
+    the working dir, unless $GENLAB_HOME is set or a `ray job submit --working-dir` job runs in its upload)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace_root() / 'mlflow.db'}"
 
 
 def ui_command(uri: str | None = None) -> str:
@@ -325,7 +327,7 @@ def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None 
                                   cache_dir: str | Path | None = None) -> Path:
     """Download a registered checkpoint (a version number, an alias, or None/`latest`); return its local directory.
 
-    Files are cached under `cache_dir` (default `$GENLAB_MODEL_CACHE` or `.genlab/models`)
+    Files are cached under `cache_dir` (default `$GENLAB_MODEL_CACHE` or `.genlab/models` in the workspace)
     as `<name>/<version>`; concurrent callers share one complete copy (download to a temp
     directory, then rename).
     """
@@ -344,7 +346,7 @@ def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None 
     except mlflow.exceptions.MlflowException as exc:
         raise CheckpointError(f"registered model {name!r} version/alias {wanted!r} not found in "
                               f"{tracking_uri()}: {str(exc).splitlines()[0]}") from None
-    root = Path(cache_dir or os.environ.get("GENLAB_MODEL_CACHE") or ".genlab/models")
+    root = Path(cache_dir or os.environ.get("GENLAB_MODEL_CACHE") or in_workspace(".genlab/models"))
     target = root / name / str(version.version)
     if not (target / INDEX).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

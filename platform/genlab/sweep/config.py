@@ -14,6 +14,7 @@ from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings, NoneSet
 from genlab.purify.stage import PurificationStageConfig
 from genlab.runtime import RaySettings
 from genlab.train.classifier import ClassifierConfig
+from genlab.workspace import in_workspace
 
 STORAGE_SCHEMES = ("s3", "gs")  # remote Tune storage Ray reaches through pyarrow (AWS S3, Google Cloud Storage)
 
@@ -69,7 +70,9 @@ class SweepConfig(StrictModel):
     experiment: str = "defense-sweep"  # MLflow experiment
     seed: int = 0  # seed of poison crafting and purification
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # classifier seeds (one trial each)
-    work_dir: str = ".genlab"  # poison and purification caches, Tune results
+    work_dir: str = Field(".genlab", validate_default=True)  # poison, model and purification caches, Tune results;
+    # a relative path is taken under the workspace (genlab.workspace: $GENLAB_HOME, else the cwd, ~/genlab-work in a
+    # `ray job submit --working-dir` job)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     attacks: list[AttackConfig] = Field(default_factory=lambda: [BadNetsConfig(), BlendConfig()], min_length=1)
@@ -81,6 +84,11 @@ class SweepConfig(StrictModel):
     faults: FaultInjection = Field(default_factory=FaultInjection)
     model_training: dict[str, str] = Field(  # generative purifiers without a model get one trained by this config
         default_factory=lambda: {"ebm": "conf/train_ebm.yaml", "ddpm": "conf/train_ddpm.yaml"})
+
+    @field_validator("work_dir")
+    @classmethod
+    def _work_dir_in_workspace(cls, work_dir: str) -> str:
+        return str(in_workspace(work_dir))
 
     @model_validator(mode="after")
     def _unique_attack_keys(self) -> "SweepConfig":

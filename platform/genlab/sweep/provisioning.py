@@ -42,6 +42,7 @@ from genlab.tracking import resolve_registered_checkpoint, tracking_uri, ui_comm
 from genlab.train.ddpm import DdpmTrainConfig, train_ddpm
 from genlab.train.ebm import EbmTrainConfig, train_ebm
 from genlab.train.generative_common import GenerativeTrainResult
+from genlab.workspace import in_workspace
 
 
 class TrainingData(StrictModel):
@@ -108,9 +109,10 @@ def generative_training_set(dataset: DatasetConfig, train_dataset: DatasetConfig
 
 
 def default_out_dir(job: str, name: str, cfg: BaseModel) -> Path:
-    """Return `out/<job>/<name>-<config hash>`: the same config resumes in the same place, another one does not collide."""
+    """Return `<workspace>/out/<job>/<name>-<config hash>` (`genlab.workspace`): the same config resumes in the same
+    place, another one does not collide."""
     key = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
-    return Path("out") / job / f"{name}-{key}"
+    return in_workspace("out") / job / f"{name}-{key}"
 
 
 def run_training_job(config_cls: type[EbmJobConfig] | type[DdpmJobConfig], doc: str, *, default_config: str) -> int:
@@ -227,11 +229,13 @@ def train_missing_models(all_settings: list[StrictModel], model_training: dict[s
 
 def provide_models(settings: StrictModel, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,
                    work_dir: Path) -> Any:
-    """Return `settings` (and every model setting nested in it) with a local checkpoint.
+    """Return `settings` (and every model setting nested in it) with a checkpoint directory on the driver.
 
     A registered model is resolved here, on the driver (Ray actors may not see the tracking
     store); a model setting without a model gets one trained on first use. PureGen
-    combinations hold EBM and DDPM settings, and each is provided for in the same way.
+    combinations hold EBM and DDPM settings, and each is provided for in the same way. The
+    directory is the driver's only: the purification stage sends its bytes to the actors
+    through Ray's object store (`genlab.purify.stage.ship_models`).
     """
     nested = {name: provide_models(value, model_training, sweep_dataset, train, work_dir)
               for name in type(settings).model_fields if isinstance(value := getattr(settings, name), StrictModel)}
