@@ -1,7 +1,10 @@
 """cluster.yaml (AWS) and cluster-gcp.yaml validate against Ray's cluster-config schema, have the same
-node types, and expose nothing publicly."""
+node types, expose nothing publicly, and keep each promise of README "Running on a cluster": Ray token auth
+on every node, least-privilege roles, no public IPs for GCP workers, SSH only from a configured CIDR (their
+infrastructure files conf/cluster_aws_security.yaml and conf/cluster_gcp_security.yaml, parsed here)."""
 
 import copy
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -18,10 +21,23 @@ from tests.fake_cluster import FAKE_HEAD_NODE_TYPE, fake_cluster_config
 from tests.helpers import REPO
 
 FILES = ("cluster.yaml", "cluster-gcp.yaml")
+WORKER_TYPES = ("cpu_worker", "gpu_worker")
 
 
 def _load(name: str) -> dict:
     return yaml.safe_load((REPO / name).read_text())
+
+
+def _exported_before_ray_start(command: str) -> dict[str, str]:
+    """Return the variables a start command exports (`export A=1 B=2;`) before its `ray start`; asserts it has one."""
+    exported: dict[str, str] = {}
+    for statement in command.split(";"):
+        words = shlex.split(statement)
+        if words[:2] == ["ray", "start"]:
+            return exported
+        if words[:1] == ["export"]:
+            exported.update(word.split("=", 1) for word in words[1:])
+    raise AssertionError(f"no `ray start` in {command!r}")
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -100,3 +116,121 @@ def test_the_cluster_sweep_stores_tune_results_in_s3_and_a_local_path_stays_loca
 def test_an_unsupported_storage_uri_is_refused_naming_the_key(storage):
     with pytest.raises(ConfigError, match="tune.storage_path"):
         load_config(SweepConfig, REPO / "conf/defense_sweep.yaml", [f"tune.storage_path={storage}"])
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_every_node_starts_ray_with_token_auth_and_the_token_is_copied_to_every_node(name):
+    cluster = _load(name)
+    starts = {"head": [c for c in cluster["head_start_ray_commands"] if "ray start" in c],
+              "worker": [c for c in cluster["worker_start_ray_commands"] if "ray start" in c]}
+    token_paths = set()
+    for role, commands in starts.items():
+        assert len(commands) == 1, role
+        exported = _exported_before_ray_start(commands[0])
+        assert exported["RAY_AUTH_MODE"] == "token", role
+        token_paths.add(exported["RAY_AUTH_TOKEN_PATH"])
+    (token_path,) = token_paths  # head and workers read one file ...
+    assert cluster["file_mounts"][token_path] == "~/.ray/auth_token"  # ... that the launcher copies to every node
+    assert _exported_before_ray_start(starts["head"][0])["GENLAB_HOME"] == "/home/ray/genlab-work"
+    assert "-v /home/ubuntu/genlab-work:/home/ray/genlab-work" in cluster["docker"]["head_run_options"]
+
+
+def _aws_stack() -> dict:
+    return yaml.safe_load((REPO / "conf/cluster_aws_security.yaml").read_text())
+
+
+def test_aws_nodes_use_the_stacks_security_group_which_admits_ssh_from_the_admin_cidr_only():
+    types = _load("cluster.yaml")["available_node_types"]
+    groups = {tuple(node["node_config"]["SecurityGroupIds"]) for node in types.values()}
+    assert len(groups) == 1 and len(next(iter(groups))) == 1  # one named group: Ray creates no default one (SSH from 0.0.0.0/0)
+    stack = _aws_stack()
+    assert "Default" not in stack["Parameters"]["AdminCidr"]  # the stack refuses to deploy without your network
+    (rule,) = stack["Rules"]["AdminCidrIsNotTheInternet"]["Assertions"]
+    assert rule["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AdminCidr"}, "0.0.0.0/0"]}]}
+    group = stack["Resources"]["ClusterSecurityGroup"]
+    assert group["Properties"]["GroupName"] == "genlab-ray"
+    assert group["Properties"]["SecurityGroupIngress"] == [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": {"Ref": "AdminCidr"}}]
+    ingress = [r["Properties"] for r in stack["Resources"].values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"]
+    own_group = {"Fn::GetAtt": ["ClusterSecurityGroup", "GroupId"]}
+    assert ingress and all(r["SourceSecurityGroupId"] == own_group == r["GroupId"] and "CidrIp" not in r for r in ingress)
+    assert stack["Outputs"]["SecurityGroupId"]["Value"] == own_group
+
+
+def _statements(role: dict, stack: dict) -> list[dict]:
+    """Return every policy statement a role of the stack has: inline ones and those of its managed policies."""
+    inline = [s for policy in role["Properties"].get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+    managed = [s for ref in role["Properties"].get("ManagedPolicyArns", [])
+               for s in stack["Resources"][ref["Ref"]]["Properties"]["PolicyDocument"]["Statement"]]
+    return inline + managed
+
+
+def test_aws_head_and_workers_have_least_privilege_instance_profiles():
+    types = _load("cluster.yaml")["available_node_types"]
+    stack = _aws_stack()
+    profiles = {r["Properties"]["InstanceProfileName"]: r["Properties"]["Roles"][0]["Ref"]
+                for r in stack["Resources"].values() if r["Type"] == "AWS::IAM::InstanceProfile"}
+    assert types["head"]["node_config"]["IamInstanceProfile"] == {"Name": "genlab-ray-head"}
+    assert all(types[t]["node_config"]["IamInstanceProfile"] == {"Name": "genlab-ray-worker"} for t in WORKER_TYPES)
+    bucket = stack["Parameters"]["Bucket"]["Default"]
+    assert bucket == "genlab-artifacts"
+    bucket_arns = [{"Fn::Sub": "arn:aws:s3:::${Bucket}"}, {"Fn::Sub": "arn:aws:s3:::${Bucket}/*"}]
+    worker = _statements(stack["Resources"][profiles["genlab-ray-worker"]], stack)
+    assert all(s["Resource"] in bucket_arns and all(a.startswith("s3:") for a in s["Action"]) for s in worker)
+    assert not any("*" in a for s in worker for a in s["Action"])  # named actions, the one bucket
+    head = _statements(stack["Resources"][profiles["genlab-ray-head"]], stack)
+    beyond_bucket = [s for s in head if s["Resource"] not in bucket_arns]
+    assert {a.split(":")[0] for s in beyond_bucket for a in s["Action"]} == {"ec2", "iam"}
+    assert not any("*" in a for s in head for a in s["Action"])
+    (pass_role,) = [s for s in head if "iam:PassRole" in s["Action"]]
+    assert pass_role["Resource"] == [{"Fn::GetAtt": ["WorkerRole", "Arn"]}, {"Fn::GetAtt": ["WorkerProfile", "Arn"]}]
+
+
+def _gcp_deployment() -> dict[str, dict]:
+    resources = yaml.safe_load((REPO / "conf/cluster_gcp_security.yaml").read_text())["resources"]
+    return {r["name"]: r for r in resources}
+
+
+def test_gcp_workers_have_no_public_ip_and_ssh_reaches_only_the_head_from_the_admin_cidr():
+    types = _load("cluster-gcp.yaml")["available_node_types"]
+    deployment = _gcp_deployment()
+    subnet = deployment["genlab-ray-us-central1"]
+    assert deployment["genlab-ray"]["properties"] == {"autoCreateSubnetworks": False}  # not GCP's default network
+    assert subnet["properties"]["network"] == "$(ref.genlab-ray.selfLink)"
+    for name, node in types.items():
+        (interface,) = node["node_config"]["networkInterfaces"]
+        assert interface["subnetwork"].endswith("/subnetworks/genlab-ray-us-central1"), name
+        assert "genlab-ray" in node["node_config"]["tags"]["items"], name
+        assert ("accessConfigs" in interface) == (name == "head"), name  # an access config is a public IP
+    assert "genlab-ray-head" in types["head"]["node_config"]["tags"]["items"]
+    firewalls = [r["properties"] for r in deployment.values() if r["type"] == "compute.v1.firewall"]
+    assert all(f["network"] == "$(ref.genlab-ray.selfLink)" and f["direction"] == "INGRESS" for f in firewalls)
+    from_addresses = [f for f in firewalls if "sourceRanges" in f]
+    (ssh,) = from_addresses
+    assert ssh["allowed"] == [{"IPProtocol": "tcp", "ports": ["22"]}] and ssh["targetTags"] == ["genlab-ray-head"]
+    (cidr,) = ssh["sourceRanges"]
+    assert not cidr.endswith("/0")
+    assert all(f["sourceTags"] == ["genlab-ray"] for f in firewalls if f is not ssh)  # the rest: node to node
+    nat = [r for r in deployment.values() if r["type"] == "compute.v1.router"]
+    assert nat and nat[0]["properties"]["nats"]  # egress for workers without public IPs
+
+
+def test_gcp_service_accounts_reach_only_the_one_bucket_and_the_head_launches_workers():
+    cluster = _load("cluster-gcp.yaml")
+    types, project = cluster["available_node_types"], cluster["provider"]["project_id"]
+    accounts = {name: node["node_config"]["serviceAccounts"][0]["email"] for name, node in types.items()}
+    assert accounts["head"] == f"genlab-ray-head@{project}.iam.gserviceaccount.com"
+    assert all(accounts[t] == f"genlab-ray-worker@{project}.iam.gserviceaccount.com" for t in WORKER_TYPES)
+    bindings = [r for r in _gcp_deployment().values() if r["type"].endswith("iamMemberBinding")]
+    by_member: dict[str, list[tuple[str, str]]] = {}
+    for binding in bindings:
+        props = binding["properties"]
+        scope = f"bucket:{props['bucket']}" if "bucket" in props else f"{binding['type'].split(':')[0]}:{props['resource']}"
+        by_member.setdefault(props["member"], []).append((props["role"], scope))
+    head, worker = "serviceAccount:$(ref.genlab-ray-head.email)", "serviceAccount:$(ref.genlab-ray-worker.email)"
+    assert set(by_member) == {head, worker}
+    assert by_member[worker] == [("roles/storage.objectAdmin", "bucket:genlab-artifacts")]
+    assert sorted(by_member[head]) == sorted([
+        ("roles/storage.objectAdmin", "bucket:genlab-artifacts"),
+        ("roles/compute.instanceAdmin.v1", f"gcp-types/cloudresourcemanager-v1:{project}"),
+        ("roles/iam.serviceAccountUser", "gcp-types/iam-v1:$(ref.genlab-ray-worker.name)")])
