@@ -1,9 +1,12 @@
 """A Ray head of a test's own, driven through the `ray` CLI (integration/test_ray_job.py, test_autoscaling.py):
-free ports for it, the auth token a CLI head needs, waiting for its jobs API, and `ray job submit`."""
+free ports for it, the auth token a CLI head needs, waiting for its jobs API, `ray job submit`, `ray list`, and
+stopping that cluster only (never `ray stop`, which would stop every Ray on the machine)."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -72,3 +75,43 @@ def submit_job(address: str, entrypoint: list[str], env: dict[str, str], *, time
         if "No available agent" not in job.stderr or time.time() > deadline:
             return job
         time.sleep(3)
+
+
+def cluster_state(kind: str, address: str, env: dict[str, str]) -> list[dict]:
+    """Return `ray list <kind>` (nodes, actors) of the cluster at `address`, dead entries included."""
+    out = subprocess.run([str(RAY_BIN / "ray"), "list", kind, "--address", address, "--detail", "--format", "json",
+                          "--limit", "1000"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def processes_of(temp_dir: str, group: int) -> list[int]:
+    """Return the live pids in process group `group` or whose command line names `temp_dir` (this cluster's only)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            in_group = os.getpgid(int(entry.name)) == group
+        except (OSError, ProcessLookupError, IndexError):
+            continue
+        if (in_group or temp_dir in cmdline) and not zombie:
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_cluster(head: subprocess.Popen, temp_dir: str) -> None:
+    """Stop this test's cluster only: SIGTERM its processes, then SIGKILL whatever is left after 20 s."""
+    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        for pid in processes_of(temp_dir, head.pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace
+        while time.time() < deadline and processes_of(temp_dir, head.pid):
+            head.poll()  # reap the head so its pid leaves the table
+            time.sleep(1)
+    head.wait(timeout=10)

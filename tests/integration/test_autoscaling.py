@@ -6,7 +6,6 @@ MLflow, and that the cluster went back to the head alone once idle."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -22,9 +21,11 @@ from tests.integration.ray_cli import (
     AGENT_PORT_FLAGS,
     RAY_BIN,
     agent_port_args,
+    cluster_state,
     ensure_ray_auth_token,
     free_ports,
     jobs_api_up,
+    stop_cluster,
     submit_job,
 )
 from tests.integration.tiny_models import TINY_EBM
@@ -36,46 +37,6 @@ def _node_ip() -> str:
     import ray
 
     return ray.util.get_node_ip_address()
-
-
-def _state(kind: str, address: str, env: dict[str, str]) -> list[dict]:
-    """Return `ray list <kind>` (nodes, actors) of the cluster at `address`, dead entries included."""
-    out = subprocess.run([str(RAY_BIN / "ray"), "list", kind, "--address", address, "--detail", "--format", "json",
-                          "--limit", "1000"], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout)
-
-
-def _processes_of(temp_dir: str, group: int) -> list[int]:
-    """Return the live pids in process group `group` or whose command line names `temp_dir` (this cluster's only)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            in_group = os.getpgid(int(entry.name)) == group
-        except (OSError, ProcessLookupError, IndexError):
-            continue
-        if (in_group or temp_dir in cmdline) and not zombie:
-            pids.append(int(entry.name))
-    return pids
-
-
-def _stop_cluster(head: subprocess.Popen, temp_dir: str) -> None:
-    """Stop this test's cluster only: SIGTERM its processes, then SIGKILL whatever is left after 20 s."""
-    for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        for pid in _processes_of(temp_dir, head.pid):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + grace
-        while time.time() < deadline and _processes_of(temp_dir, head.pid):
-            head.poll()  # reap the head so its pid leaves the table
-            time.sleep(1)
-    head.wait(timeout=10)
 
 
 def _start_head(temp_dir: str, env: dict[str, str], attempts: int = 3) -> tuple[subprocess.Popen, str]:
@@ -105,7 +66,7 @@ def _start_head(temp_dir: str, env: dict[str, str], attempts: int = 3) -> tuple[
         address = f"http://127.0.0.1:{dashboard_port}"
         if jobs_api_up(head, address, env, log):
             return head, address
-        _stop_cluster(head, temp_dir)
+        stop_cluster(head, temp_dir)
     raise AssertionError(f"the Ray head exited at start-up {attempts} times:\n" + log.read_text()[-3000:])
 
 
@@ -131,11 +92,11 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
         job_done = time.time()
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
 
-        nodes = {n["node_id"]: n for n in _state("nodes", address, env)}
+        nodes = {n["node_id"]: n for n in cluster_state("nodes", address, env)}
         workers = [n for n in nodes.values() if not n["is_head_node"]]
         gpu_nodes = {n["node_id"] for n in workers if n["resources_total"].get("GPU", 0) >= 1}
         assert gpu_nodes, f"no gpu_worker node was launched: {[n['resources_total'] for n in workers]}"
-        purifiers = [a for a in _state("actors", address, env) if "PurifierActor" in json.dumps(a)]
+        purifiers = [a for a in cluster_state("actors", address, env) if "PurifierActor" in json.dumps(a)]
         assert purifiers and all(a["node_id"] in gpu_nodes for a in purifiers), purifiers
         kind = {n["node_id"]: "gpu_worker" if n["node_id"] in gpu_nodes else "cpu_worker" for n in workers}
         launched = sorted((datetime.fromisoformat(n["start_time_ms"]).timestamp() - submitted, kind[n["node_id"]])
@@ -145,7 +106,7 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
 
         scaled_down = None
         while time.time() < job_done + 180:
-            alive = [n for n in _state("nodes", address, env) if n["state"] == "ALIVE"]
+            alive = [n for n in cluster_state("nodes", address, env) if n["state"] == "ALIVE"]
             if len(alive) == 1 and alive[0]["is_head_node"]:
                 scaled_down = time.time() - job_done
                 break
@@ -155,7 +116,7 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
               f"(idle timeout {IDLE_TIMEOUT_MINUTES * 60:.0f} s)")
     finally:
         stopping = time.time()
-        _stop_cluster(head, temp_dir)
+        stop_cluster(head, temp_dir)
         print(f"[autoscaling] cluster stopped in {time.time() - stopping:.0f} s")
         shutil.rmtree(temp_dir, ignore_errors=True)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())["trials"]
