@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import ray
 import torch
 
-from genlab.config import StrictModel
+from genlab.config import DEVICE, StrictModel
 from genlab.errors import ConfigError
 
 T = TypeVar("T")
@@ -26,8 +26,10 @@ def print_progress(line: str) -> None:
 def resolve_device(name: str) -> torch.device:
     """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' ('auto' = cuda when available).
 
-    Raises ConfigError (naming the key `device`) when CUDA is asked for and torch sees none.
+    Raises ConfigError (naming the key `device`) for another name, or when CUDA is asked for and torch sees none.
     """
+    if not DEVICE.fullmatch(name):
+        raise ConfigError(f"config key device: unknown device {name!r}: use auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

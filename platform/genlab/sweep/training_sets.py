@@ -70,7 +70,7 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSe
     merged into one multi-target set, so one classifier training measures all its targets.
     """
     if attack_cfg.name == "imported":
-        return load_imported(attack_cfg, train, cfg.seed)
+        return load_imported(attack_cfg, train, cfg.seed, test)
     return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
