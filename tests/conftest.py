@@ -31,6 +31,7 @@ TEST_GROUPS = {
     "integration/test_ebm.py": "generative", "integration/test_ddpm.py": "generative",
     # `ray start --head`, one ~/.ray/auth_token
     "integration/test_ray_job.py": "ray_head", "integration/test_autoscaling.py": "ray_head",
+    "integration/test_cluster_robustness_jobstop.py": "ray_head",
 }
 HEAVIEST_FIRST = ("ray_session", "generative", "ray_head", "integration/test_sweep_resume.py",
                   "integration/test_craft_poisons.py", "integration/test_targeted_efficacy.py",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -59,17 +61,25 @@ class RaySettings(StrictModel):
 
 
 def init_ray(settings: RaySettings) -> None:
-    """Connect to (or start) Ray once; workers import genlab from this checkout's `platform/`."""
+    """Connect to (or start) Ray once; workers import genlab from this checkout's `platform/`.
+
+    `ray.init` replaces the process's SIGTERM handler with `sys.exit`; a handler the job had
+    installed (`genlab.tracking.tracked_run`'s, which ends the runs KILLED) is put back.
+    """
     if ray.is_initialized():
         return
     address = settings.address or os.environ.get("RAY_ADDRESS")
     source_root = str(Path(__file__).resolve().parents[1])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)}
+    in_main = threading.current_thread() is threading.main_thread()
+    job_handler = signal.getsignal(signal.SIGTERM) if in_main else None
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
     else:
         ray.init(num_cpus=settings.num_cpus, object_store_memory=settings.object_store_memory,
                  include_dashboard=False, runtime_env={"env_vars": env})
+    if callable(job_handler):
+        signal.signal(signal.SIGTERM, job_handler)
 
 
 def map_calls(fn: Callable[..., T], calls: Sequence[tuple], *, shared: tuple = (),

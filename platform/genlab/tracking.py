@@ -7,7 +7,8 @@ tags `genlab.git_commit`, `genlab.version`, `genlab.dataset_hash` and `genlab.se
 
 - `tracked_run` is the one way a job opens its MLflow run: it records config, seed, code
   version and dataset hash, ends the run FINISHED (or the status the job chose), FAILED on an
-  exception, KILLED on Ctrl-C or SIGTERM (`ray job stop`), and re-raises.
+  exception, KILLED on Ctrl-C or SIGTERM (`ray job stop`: SIGTERM, then SIGKILL 3 s later),
+  ends its RUNNING child runs the same way, and re-raises.
 - `NestedRunCallback` is the one Tune callback that mirrors each trial into a run nested under
   the job's run (the driver is the only MLflow writer).
 - The registry functions log a checkpoint directory (`genlab.checkpoints`) as run artifacts,
@@ -125,6 +126,23 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
         client.log_batch(run_id, metrics=items[start:start + 1000])
 
 
+def run_exists(client: MlflowClient, run_id: str) -> bool:
+    """Return whether the client's store holds run `run_id`, not deleted."""
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+def end_running_children(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str) -> int:
+    """End every run nested under `parent_run_id` that is still RUNNING with `status`; return how many."""
+    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                                                   "and attributes.status = 'RUNNING'")
+    for child in children:
+        client.set_terminated(child.info.run_id, status)
+    return len(children)
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM inside `tracked_run` (`ray job stop`, a cluster shutting down)."""
 
@@ -152,12 +170,20 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
 
     A new run gets `standard_tags` plus `tags` and the flattened `config` as params. On leaving
     the block the run ends `run.final_status` (FINISHED by default); an exception ends it FAILED,
-    Ctrl-C or SIGTERM ends it KILLED, and the exception propagates. SIGTERM is turned into
+    Ctrl-C or SIGTERM ends it KILLED, its child runs still RUNNING (Tune trials) end the same
+    way, and the exception propagates. SIGTERM is turned into
     `Terminated` (a KeyboardInterrupt) only while the block runs, and only in the main thread.
+    A `resume_run_id` the current store does not hold (the job moved to another
+    `MLFLOW_TRACKING_URI`) starts a new run there, tagged `genlab.resumed_run_id`.
     """
     uri = tracking_uri()
     client = MlflowClient(uri)
     exp_id = experiment_id(experiment)
+    if resume_run_id is not None and not run_exists(client, resume_run_id):
+        print(f"[genlab] run {resume_run_id} is not in the MLflow store {uri}: starting a new run there "
+              f"(tag genlab.resumed_run_id)", flush=True)
+        tags = {**(tags or {}), "genlab.resumed_run_id": resume_run_id}
+        resume_run_id = None
     if resume_run_id is not None:
         client.update_run(resume_run_id, status="RUNNING")
         run = TrackedRun(client, exp_id, resume_run_id, resumed=True)
@@ -175,9 +201,11 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
     try:
         yield run
     except KeyboardInterrupt:
+        end_running_children(client, exp_id, run.run_id, "KILLED")
         client.set_terminated(run.run_id, "KILLED")
         raise
     except BaseException:
+        end_running_children(client, exp_id, run.run_id, "FAILED")
         client.set_terminated(run.run_id, "FAILED")
         raise
     else:
