@@ -31,7 +31,7 @@ def main() -> int:
     cfg = load_config(SweepConfig, args.config, args.overrides)
     state = None
     if args.resume:
-        cfg, state = load_resume_state(cfg.work_dir, cfg.experiment)
+        cfg, state = load_resume_state(cfg.work_dir, cfg.experiment, cfg.tune.storage_path)
     result = run_sweep(cfg, args.out or Path("out/defense_sweep"), resume_state=state)
     return 0 if result.all_finished else 1
 

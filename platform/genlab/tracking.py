@@ -17,6 +17,7 @@ tags `genlab.git_commit`, `genlab.version`, `genlab.dataset_hash` and `genlab.se
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import shutil
@@ -215,6 +216,16 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
             signal.signal(signal.SIGTERM, previous)
 
 
+_RESTORED_AS: list["NestedRunCallback"] = []  # callbacks standing in for unpickled ones (innermost last)
+
+
+def _restored_callback() -> "NestedRunCallback":
+    """Return the callback that stands in for a pickled `NestedRunCallback` (`replacing_restored`)."""
+    if not _RESTORED_AS:
+        raise CheckpointError("a Tune experiment's NestedRunCallback is restored only inside replacing_restored()")
+    return _RESTORED_AS[-1]
+
+
 class NestedRunCallback(tune.Callback):
     """Mirrors every Tune trial into an MLflow run nested under `parent_run_id`, from the driver.
 
@@ -225,6 +236,10 @@ class NestedRunCallback(tune.Callback):
     trial's run ends FAILED with its error's last line as tag `error` and the text as `error.txt`.
     Subclasses say what a trial's run holds: `trial_name`, `trial_params`, `trial_tags`,
     `on_run_start` (artifacts), `result_metrics` and `on_run_finished`.
+
+    Pickled with a Tune experiment, a callback is stored as a reference only: `tune.Tuner.restore`
+    inside `replacing_restored()` of the resumed job's fresh callback (which knows from MLflow what
+    finished, and the job's current run) gets that one back, with Ray's public API only.
     """
 
     def __init__(self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: dict[str, str],
@@ -243,6 +258,29 @@ class NestedRunCallback(tune.Callback):
                 self.finished_runs[name] = run
             elif name:
                 self.stale[name] = run.info.run_id
+
+    def __reduce__(self) -> tuple:
+        return (_restored_callback, ())
+
+    def __copy__(self) -> "NestedRunCallback":
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo: dict) -> "NestedRunCallback":
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    @contextmanager
+    def replacing_restored(self) -> Iterator[None]:
+        """Within the block, a `NestedRunCallback` unpickled (a Tune experiment being restored) is this one."""
+        _RESTORED_AS.append(self)
+        try:
+            yield
+        finally:
+            _RESTORED_AS.pop()
 
     @property
     def client(self) -> MlflowClient:
