@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
 from ray import tune
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
+from genlab.sweep.set_store import load_training_set
 from genlab.train.classifier import ClassifierConfig, train_classifier
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 
@@ -85,7 +85,7 @@ def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test
     fault = _fault_due(config["name"], fail_matching, fail_once_dir)
     if fault and kill_at_epoch is None:
         raise InjectedFault(f"fault injected into trial {config['name']} (faults.fail_trials_matching)")
-    images, labels = ray.get(training_sets[config["data_key"]])
+    images, labels = load_training_set(training_sets[config["data_key"]])
     poison = poisons[config["attack"]]
     cfg = ClassifierConfig.model_validate(classifier)
     latest: dict[str, Any] = {}

@@ -5,7 +5,8 @@
 2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported).
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
-   same per-row noise the clean row would get, and then replace their clean rows.
+   same per-row noise the clean row would get, and then replace their clean rows. Each set goes
+   to Ray's object store as soon as it is made (`genlab.sweep.set_store`): the driver holds refs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
@@ -27,6 +29,7 @@ from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_ene
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.provisioning import provide_models, train_missing_models
+from genlab.sweep.set_store import store_training_set
 from genlab.tracking import TrackedRun
 from genlab.visualize import save_image_grid
 
@@ -39,8 +42,7 @@ class TrainingSet:
     attack: str
     settings: PurifierSettings
     steps: int
-    images: np.ndarray
-    labels: np.ndarray
+    data: ray.ObjectRef  # (images, labels) in Ray's object store (genlab.sweep.set_store)
     purify_images_per_s: float | None
     grid_path: Path
     stage_ran: bool = False  # its purifier setting went through a Ray Data stage in this sweep (not all from the cache)
@@ -149,5 +151,6 @@ def _poisoned_sets(attack: str, poison: PoisonSet, settings: PurifierSettings, t
         shown = rows[:8]
         grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
                                ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
-        sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid, stage_ran))
+        sets.append(TrainingSet(key, attack, settings, steps, store_training_set(images, labels), clean.images_per_s,
+                                grid, stage_ran))
     return sets

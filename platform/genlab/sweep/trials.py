@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from genlab.data.imageset import ImageSet
@@ -47,7 +46,7 @@ def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dic
 
     Returns the spec of every trial Tune ran or restored, in trial order.
     """
-    refs = {s.key: ray.put((s.images, s.labels)) for s in sets}
+    refs = {s.key: s.data for s in sets}
     fail_once_dir = Path(cfg.work_dir) / "faults" / tune_path.rsplit("/", 1)[1] if cfg.faults.fail_once else None
     trainable = tune.with_parameters(
         defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
