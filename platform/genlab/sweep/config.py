@@ -72,6 +72,7 @@ class SweepConfig(StrictModel):
     seed: int = 0  # seed of poison crafting and purification
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # classifier seeds (one trial each)
     work_dir: str = ".genlab"  # poison and purification caches, Tune results
+    purified_cache_max_gb: float | None = Field(None, gt=0)  # cap of <work_dir>/purified (least recently used evicted); None = no cap
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     attacks: list[AttackConfig] = Field(default_factory=lambda: [BadNetsConfig(), BlendConfig()], min_length=1)

@@ -90,7 +90,8 @@ def purify_training_sets(cfg: SweepConfig, all_settings: list[PurifierSettings],
 
     Each set's sample grid (clean, poisoned, purified rows) is saved under `out_dir/grids`.
     """
-    cache = PurificationCache(Path(cfg.work_dir) / "purified")
+    cap = None if cfg.purified_cache_max_gb is None else int(cfg.purified_cache_max_gb * 1e9)
+    cache = PurificationCache(Path(cfg.work_dir) / "purified", max_bytes=cap)
     parts = [StageInput(train.images, train.labels, np.arange(len(train), dtype=np.int64))]
     parts += [StageInput(poison.images, poison.labels, poison.base_indices) for poison in poisons.values()]
     sets = []
