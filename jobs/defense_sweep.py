@@ -31,7 +31,7 @@ def main() -> int:
     cfg = load_config(SweepConfig, args.config, args.overrides)
     state = None
     if args.resume:
-        cfg, state = load_resume_state(cfg.work_dir, cfg.experiment)
+        cfg, state = load_resume_state(cfg.work_dir, cfg.experiment, cfg.tune.storage_path)
     out_dir = args.out or in_workspace("out/defense_sweep")
     print(workspace_line(cfg.work_dir, out_dir))
     result = run_sweep(cfg, out_dir, resume_state=state)

@@ -21,8 +21,8 @@ def main() -> int:
     args = parse_job_args(__doc__.splitlines()[0], default_config="conf/defense_sweep.yaml",
                           extra=lambda p: p.add_argument("poison_path", type=Path, help="PoisonSet .npz file"))
     cfg = load_config(SweepConfig, args.config, args.overrides)
-    train, _ = load_dataset(cfg.dataset)
-    poison = load_poison_set_for(args.poison_path, train)
+    train, test = load_dataset(cfg.dataset)
+    poison = load_poison_set_for(args.poison_path, train, test)
     target = poison.save(Path(cfg.work_dir) / "poisons" / "imported" / f"{poison.attack}-{poison.hash[:16]}")
     print(f"accepted {len(poison.base_indices)} {poison.kind} poisons ({poison.attack}); cached at {target}")
     return 0

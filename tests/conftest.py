@@ -24,13 +24,15 @@ INTEGRATION = Path(__file__).resolve().parent / "integration"
 # rename node ids through an attribute pytest 9 no longer reads, so --dist loadgroup schedules them test by test.
 # Every file with a test on `ray_session` (one local Ray per run):
 RAY_SESSION_FILES = ("integration/test_causal_jobs.py", "integration/test_latent_augment.py",
-                     "integration/test_purifiers.py", "integration/test_sweep.py", "integration/test_sweep_search.py")
+                     "integration/test_purifiers.py", "integration/test_sweep.py", "integration/test_sweep_search.py",
+                     "integration/test_cluster_robustness_preemption.py", "integration/test_cluster_robustness_memory.py")
 TEST_GROUPS = {
     **{path: "ray_session" for path in RAY_SESSION_FILES},
     # trained_ebm, blend_poisoned, ebm_purified_blend
     "integration/test_ebm.py": "generative", "integration/test_ddpm.py": "generative",
     # `ray start --head`, one ~/.ray/auth_token
     "integration/test_ray_job.py": "ray_head", "integration/test_autoscaling.py": "ray_head",
+    "integration/test_cluster_robustness_jobstop.py": "ray_head",
 }
 HEAVIEST_FIRST = ("ray_session", "generative", "ray_head", "integration/test_sweep_resume.py",
                   "integration/test_craft_poisons.py", "integration/test_targeted_efficacy.py",

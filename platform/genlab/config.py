@@ -1,36 +1,59 @@
 """YAML configs with `key=value` overrides, validated into pydantic models.
 
 A config file may list other YAML files under `include:` (paths relative to it); they are
-merged first and the including file wins. Overrides use dotted keys (`classifier.epochs=3`,
+merged first and the including file wins (a file that includes itself, directly or not, is an
+error). Overrides use dotted keys (`classifier.epochs=3`,
 `attacks.0.epsilon=0.1`) and YAML values (`seeds=[0,1]`). Every problem becomes a
-`ConfigError` whose message names the key or the file.
+`ConfigError` whose message names the key or the file. Two conventions hold in every config
+section (`StrictModel`): a field named `seed` or `seeds` holds non-negative integers, and a field
+named `device` is `auto`, `cpu`, `cuda` or `cuda:N`.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from genlab.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # the torch devices a config may name (genlab.runtime.resolve_device)
 
 
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+    """Base of every config section: unknown keys are errors, values are validated on assignment, and
+    fields named `seed`/`seeds` and `device` follow the conventions of the module docstring."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _conventions(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name in ("seed", "seeds"):
+            seeds = value if isinstance(value, list) else [value]
+            if any(isinstance(seed, int) and seed < 0 for seed in seeds):
+                raise ValueError(f"a seed must be a non-negative integer, got {value}")
+        if info.field_name == "device" and isinstance(value, str) and not DEVICE.fullmatch(value):
+            raise ValueError(f"unknown device {value!r}: use auto, cpu, cuda or cuda:N")
+        return value
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Return the mapping in a YAML file, with its `include:` files merged underneath it."""
+
+def load_yaml(path: str | Path, _including: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Return the mapping in a YAML file, with its `include:` files merged underneath it.
+
+    Raises ConfigError if the file is missing or malformed, or if it includes itself (through any chain).
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in _including:
+        chain = " -> ".join(str(p) for p in (*_including, path.resolve()))
+        raise ConfigError(f"config file {path} includes itself: {chain}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -39,7 +62,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     merged: dict[str, Any] = {}
     for include in data.pop("include", []) or []:
-        merged = deep_merge(merged, load_yaml(path.parent / include))
+        merged = deep_merge(merged, load_yaml(path.parent / include, (*_including, path.resolve())))
     return deep_merge(merged, data)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 import ray
 import torch
 
-from genlab.config import StrictModel
+from genlab.config import DEVICE, StrictModel
 from genlab.errors import ConfigError
 
 T = TypeVar("T")
@@ -26,8 +28,10 @@ def print_progress(line: str) -> None:
 def resolve_device(name: str) -> torch.device:
     """Return the torch device for 'auto' | 'cpu' | 'cuda' | 'cuda:N' ('auto' = cuda when available).
 
-    Raises ConfigError (naming the key `device`) when CUDA is asked for and torch sees none.
+    Raises ConfigError (naming the key `device`) for another name, or when CUDA is asked for and torch sees none.
     """
+    if not DEVICE.fullmatch(name):
+        raise ConfigError(f"config key device: unknown device {name!r}: use auto, cpu, cuda or cuda:N")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -57,17 +61,25 @@ class RaySettings(StrictModel):
 
 
 def init_ray(settings: RaySettings) -> None:
-    """Connect to (or start) Ray once; workers import genlab from this checkout's `platform/`."""
+    """Connect to (or start) Ray once; workers import genlab from this checkout's `platform/`.
+
+    `ray.init` replaces the process's SIGTERM handler with `sys.exit`; a handler the job had
+    installed (`genlab.tracking.tracked_run`'s, which ends the runs KILLED) is put back.
+    """
     if ray.is_initialized():
         return
     address = settings.address or os.environ.get("RAY_ADDRESS")
     source_root = str(Path(__file__).resolve().parents[1])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH")) if p)}
+    in_main = threading.current_thread() is threading.main_thread()
+    job_handler = signal.getsignal(signal.SIGTERM) if in_main else None
     if address:
         ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=True)
     else:
         ray.init(num_cpus=settings.num_cpus, object_store_memory=settings.object_store_memory,
                  include_dashboard=False, runtime_env={"env_vars": env})
+    if callable(job_handler):
+        signal.signal(signal.SIGTERM, job_handler)
 
 
 def map_calls(fn: Callable[..., T], calls: Sequence[tuple], *, shared: tuple = (),

@@ -7,7 +7,8 @@ tags `genlab.git_commit`, `genlab.version`, `genlab.dataset_hash` and `genlab.se
 
 - `tracked_run` is the one way a job opens its MLflow run: it records config, seed, code
   version and dataset hash, ends the run FINISHED (or the status the job chose), FAILED on an
-  exception, KILLED on Ctrl-C or SIGTERM (`ray job stop`), and re-raises.
+  exception, KILLED on Ctrl-C or SIGTERM (`ray job stop`: SIGTERM, then SIGKILL 3 s later),
+  ends its RUNNING child runs the same way, and re-raises.
 - `NestedRunCallback` is the one Tune callback that mirrors each trial into a run nested under
   the job's run (the driver is the only MLflow writer).
 - The registry functions log a checkpoint directory (`genlab.checkpoints`) as run artifacts,
@@ -16,6 +17,7 @@ tags `genlab.git_commit`, `genlab.version`, `genlab.dataset_hash` and `genlab.se
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import shutil
@@ -127,6 +129,23 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
         client.log_batch(run_id, metrics=items[start:start + 1000])
 
 
+def run_exists(client: MlflowClient, run_id: str) -> bool:
+    """Return whether the client's store holds run `run_id`, not deleted."""
+    try:
+        return client.get_run(run_id).info.lifecycle_stage == "active"
+    except mlflow.exceptions.MlflowException:
+        return False
+
+
+def end_running_children(client: MlflowClient, experiment_id: str, parent_run_id: str, status: str) -> int:
+    """End every run nested under `parent_run_id` that is still RUNNING with `status`; return how many."""
+    children = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                                                   "and attributes.status = 'RUNNING'")
+    for child in children:
+        client.set_terminated(child.info.run_id, status)
+    return len(children)
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM inside `tracked_run` (`ray job stop`, a cluster shutting down)."""
 
@@ -154,12 +173,20 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
 
     A new run gets `standard_tags` plus `tags` and the flattened `config` as params. On leaving
     the block the run ends `run.final_status` (FINISHED by default); an exception ends it FAILED,
-    Ctrl-C or SIGTERM ends it KILLED, and the exception propagates. SIGTERM is turned into
+    Ctrl-C or SIGTERM ends it KILLED, its child runs still RUNNING (Tune trials) end the same
+    way, and the exception propagates. SIGTERM is turned into
     `Terminated` (a KeyboardInterrupt) only while the block runs, and only in the main thread.
+    A `resume_run_id` the current store does not hold (the job moved to another
+    `MLFLOW_TRACKING_URI`) starts a new run there, tagged `genlab.resumed_run_id`.
     """
     uri = tracking_uri()
     client = MlflowClient(uri)
     exp_id = experiment_id(experiment)
+    if resume_run_id is not None and not run_exists(client, resume_run_id):
+        print(f"[genlab] run {resume_run_id} is not in the MLflow store {uri}: starting a new run there "
+              f"(tag genlab.resumed_run_id)", flush=True)
+        tags = {**(tags or {}), "genlab.resumed_run_id": resume_run_id}
+        resume_run_id = None
     if resume_run_id is not None:
         client.update_run(resume_run_id, status="RUNNING")
         run = TrackedRun(client, exp_id, resume_run_id, resumed=True)
@@ -177,9 +204,11 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
     try:
         yield run
     except KeyboardInterrupt:
+        end_running_children(client, exp_id, run.run_id, "KILLED")
         client.set_terminated(run.run_id, "KILLED")
         raise
     except BaseException:
+        end_running_children(client, exp_id, run.run_id, "FAILED")
         client.set_terminated(run.run_id, "FAILED")
         raise
     else:
@@ -187,6 +216,16 @@ def tracked_run(experiment: str, *, run_name: str, config: Any, seed: int, datas
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_RESTORED_AS: list["NestedRunCallback"] = []  # callbacks standing in for unpickled ones (innermost last)
+
+
+def _restored_callback() -> "NestedRunCallback":
+    """Return the callback that stands in for a pickled `NestedRunCallback` (`replacing_restored`)."""
+    if not _RESTORED_AS:
+        raise CheckpointError("a Tune experiment's NestedRunCallback is restored only inside replacing_restored()")
+    return _RESTORED_AS[-1]
 
 
 class NestedRunCallback(tune.Callback):
@@ -199,6 +238,10 @@ class NestedRunCallback(tune.Callback):
     trial's run ends FAILED with its error's last line as tag `error` and the text as `error.txt`.
     Subclasses say what a trial's run holds: `trial_name`, `trial_params`, `trial_tags`,
     `on_run_start` (artifacts), `result_metrics` and `on_run_finished`.
+
+    Pickled with a Tune experiment, a callback is stored as a reference only: `tune.Tuner.restore`
+    inside `replacing_restored()` of the resumed job's fresh callback (which knows from MLflow what
+    finished, and the job's current run) gets that one back, with Ray's public API only.
     """
 
     def __init__(self, *, tracking_uri: str, experiment_id: str, parent_run_id: str, tags: dict[str, str],
@@ -217,6 +260,29 @@ class NestedRunCallback(tune.Callback):
                 self.finished_runs[name] = run
             elif name:
                 self.stale[name] = run.info.run_id
+
+    def __reduce__(self) -> tuple:
+        return (_restored_callback, ())
+
+    def __copy__(self) -> "NestedRunCallback":
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def __deepcopy__(self, memo: dict) -> "NestedRunCallback":
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    @contextmanager
+    def replacing_restored(self) -> Iterator[None]:
+        """Within the block, a `NestedRunCallback` unpickled (a Tune experiment being restored) is this one."""
+        _RESTORED_AS.append(self)
+        try:
+            yield
+        finally:
+            _RESTORED_AS.pop()
 
     @property
     def client(self) -> MlflowClient:

@@ -22,6 +22,7 @@ class ImportedPoisonConfig(StrictModel):
         return f"imported-{Path(self.path).stem}"
 
 
-def load_imported(cfg: ImportedPoisonConfig, train: ImageSet, seed: int) -> PoisonSet:
-    """Return the validated PoisonSet at `cfg.path` (refused with the reason if inconsistent)."""
-    return load_poison_set_for(cfg.path, train)
+def load_imported(cfg: ImportedPoisonConfig, train: ImageSet, seed: int, test: ImageSet | None = None) -> PoisonSet:
+    """Return the PoisonSet at `cfg.path` validated against `train` (and the test rows it targets against `test`,
+    when given); a `PoisonSetError` names the reason if it is inconsistent."""
+    return load_poison_set_for(cfg.path, train, test)

@@ -44,7 +44,8 @@ class TuneSettings(StrictModel):
     max_concurrent_trials: int = Field(2, ge=1)  # trials running at once
     cpus_per_trial: float = Field(1.0, gt=0)  # CPUs each trial reserves (torch threads = this, at least 1)
     gpus_per_trial: float = Field(0.0, ge=0)  # GPUs per trial; fractions pack several trials on one GPU
-    max_failures: int = Field(0, ge=-1)  # retries of a failed trial (-1 = unlimited)
+    max_failures: int = Field(0, ge=-1)  # retries of a failed trial (-1 = unlimited); a retry resumes from its last checkpoint
+    checkpoint_every: int = Field(5, ge=1)  # epochs between a trial's classifier checkpoints (through Tune, in storage_path)
     storage_path: str | None = None  # Tune results: local dir, s3://bucket/path or gs://...; None = <work_dir>/ray_results
 
     @field_validator("storage_path")
@@ -62,6 +63,7 @@ class FaultInjection(StrictModel):
 
     fail_trials_matching: list[str] = Field(default_factory=list)  # trials whose run name contains one of these raise
     fail_once: bool = False  # they raise on their first attempt only (marker files under <work_dir>/faults): retries pass
+    kill_at_epoch: int | None = Field(None, ge=1)  # instead of raising at the start, their worker process is killed after this epoch
 
 
 class SweepConfig(StrictModel):
@@ -73,6 +75,7 @@ class SweepConfig(StrictModel):
     work_dir: str = Field(".genlab", validate_default=True)  # poison, model and purification caches, Tune results;
     # a relative path is taken under the workspace (genlab.workspace: $GENLAB_HOME, else the cwd, ~/genlab-work in a
     # `ray job submit --working-dir` job)
+    purified_cache_max_gb: float | None = Field(None, gt=0)  # cap of <work_dir>/purified (least recently used evicted); None = no cap
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     attacks: list[AttackConfig] = Field(default_factory=lambda: [BadNetsConfig(), BlendConfig()], min_length=1)

@@ -75,8 +75,9 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
 def _tune_path(cfg: SweepConfig, run: TrackedRun, resume_state: dict[str, Any] | None, stamp: str) -> str:
     """Return where Tune keeps this sweep: the resumed sweep's path, or a new one, recorded for `--resume`."""
     if resume_state is not None:
-        print(f"[genlab] resuming sweep {run.run_id} from {resume_state['tune_path']}")
-        return resume_state["tune_path"]
+        tune_path = checked_resume_path(resume_state["tune_path"], cfg.tune.storage_path, Path(cfg.work_dir))
+        print(f"[genlab] resuming sweep {run.run_id} from {tune_path}")
+        return tune_path
     tune_path = tune_experiment_path(cfg.tune.storage_path, Path(cfg.work_dir), f"{cfg.experiment}-{stamp}")
     write_json_atomic(state_path(cfg.work_dir, cfg.experiment),
                       {"config": cfg.model_dump(mode="json"), "parent_run_id": run.run_id, "tune_path": tune_path})
@@ -88,13 +89,33 @@ def state_path(work_dir: str | Path, experiment: str) -> Path:
     return Path(work_dir).resolve() / "sweeps" / f"{experiment}.json"
 
 
-def load_resume_state(work_dir: str | Path, experiment: str) -> tuple[SweepConfig, dict[str, Any]]:
-    """Return (config, state) of the latest sweep to resume; ConfigError if there is none."""
+def load_resume_state(work_dir: str | Path, experiment: str,
+                      storage_path: str | None = None) -> tuple[SweepConfig, dict[str, Any]]:
+    """Return (config, state) of the latest sweep to resume; ConfigError if there is none, or if its Tune state is
+    not an experiment in `storage_path` (the invoking config's `tune.storage_path`; None = `<work_dir>/ray_results`)."""
     path = state_path(work_dir, experiment)
     if not path.is_file():
         raise ConfigError(f"nothing to resume: {path} does not exist (run the sweep without --resume first)")
     state = json.loads(path.read_text())
+    checked_resume_path(state.get("tune_path"), storage_path, Path(work_dir))
     return validate(SweepConfig, state["config"]), state
+
+
+def checked_resume_path(tune_path: Any, storage_path: str | None, work_dir: Path) -> str:
+    """Return `tune_path` if it names an experiment directly inside the configured Tune storage, else raise ConfigError.
+
+    Tune's experiment state is pickled, so `--resume` restores only from where this config says
+    Tune keeps its experiments (`tune.storage_path`, default `<work_dir>/ray_results`), never
+    from a path the resume state file was edited to name.
+    """
+    storage = tune_experiment_path(storage_path, work_dir, "")
+    parent, _, name = str(tune_path).rstrip("/").rpartition("/")
+    local = "://" not in storage
+    inside = (Path(parent).resolve() == Path(storage).resolve()) if local else (f"{parent}/" == storage)
+    if not (isinstance(tune_path, str) and inside and name and name not in (".", "..")):
+        raise ConfigError(f"refusing to resume from Tune state {tune_path!r}: it is not an experiment in the "
+                          f"configured tune.storage_path {storage.rstrip('/') or '/'}")
+    return tune_path
 
 
 def tune_experiment_path(storage_path: str | None, work_dir: Path, name: str) -> str:

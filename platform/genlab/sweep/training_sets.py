@@ -5,7 +5,8 @@
 2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported).
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
-   same per-row noise the clean row would get, and then replace their clean rows.
+   same per-row noise the clean row would get, and then replace their clean rows. Each set goes
+   to Ray's object store as soon as it is made (`genlab.sweep.set_store`): the driver holds refs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import ray
 
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
@@ -27,6 +29,7 @@ from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_ene
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.provisioning import provide_models, train_missing_models
+from genlab.sweep.set_store import store_training_set
 from genlab.tracking import TrackedRun
 from genlab.visualize import save_image_grid
 
@@ -39,8 +42,7 @@ class TrainingSet:
     attack: str
     settings: PurifierSettings
     steps: int
-    images: np.ndarray
-    labels: np.ndarray
+    data: ray.ObjectRef  # (images, labels) in Ray's object store (genlab.sweep.set_store)
     purify_images_per_s: float | None
     grid_path: Path
     stage_ran: bool = False  # its purifier setting went through a Ray Data stage in this sweep (not all from the cache)
@@ -70,7 +72,7 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSe
     merged into one multi-target set, so one classifier training measures all its targets.
     """
     if attack_cfg.name == "imported":
-        return load_imported(attack_cfg, train, cfg.seed)
+        return load_imported(attack_cfg, train, cfg.seed, test)
     return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
@@ -88,7 +90,8 @@ def purify_training_sets(cfg: SweepConfig, all_settings: list[PurifierSettings],
 
     Each set's sample grid (clean, poisoned, purified rows) is saved under `out_dir/grids`.
     """
-    cache = PurificationCache(Path(cfg.work_dir) / "purified")
+    cap = None if cfg.purified_cache_max_gb is None else int(cfg.purified_cache_max_gb * 1e9)
+    cache = PurificationCache(Path(cfg.work_dir) / "purified", max_bytes=cap)
     parts = [StageInput(train.images, train.labels, np.arange(len(train), dtype=np.int64))]
     parts += [StageInput(poison.images, poison.labels, poison.base_indices) for poison in poisons.values()]
     sets = []
@@ -149,5 +152,6 @@ def _poisoned_sets(attack: str, poison: PoisonSet, settings: PurifierSettings, t
         shown = rows[:8]
         grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
                                ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
-        sets.append(TrainingSet(key, attack, settings, steps, images, labels, clean.images_per_s, grid, stage_ran))
+        sets.append(TrainingSet(key, attack, settings, steps, store_training_set(images, labels), clean.images_per_s,
+                                grid, stage_ran))
     return sets

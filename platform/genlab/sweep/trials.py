@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from genlab.data.imageset import ImageSet
@@ -47,22 +46,24 @@ def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dic
 
     Returns the spec of every trial Tune ran or restored, in trial order.
     """
-    refs = {s.key: ray.put((s.images, s.labels)) for s in sets}
+    refs = {s.key: s.data for s in sets}
     fail_once_dir = Path(cfg.work_dir) / "faults" / tune_path.rsplit("/", 1)[1] if cfg.faults.fail_once else None
     trainable = tune.with_parameters(
         defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
         fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
-        finished=frozenset(callback.finished), fail_once_dir=fail_once_dir and str(fail_once_dir))
+        finished=frozenset(callback.finished), fail_once_dir=fail_once_dir and str(fail_once_dir),
+        checkpoint_every=cfg.tune.checkpoint_every, kill_at_epoch=cfg.faults.kill_at_epoch)
     trainable = tune.with_resources(trainable, {"cpu": cfg.tune.cpus_per_trial, "gpu": cfg.tune.gpus_per_trial})
     storage_path, name = tune_path.rsplit("/", 1)
     run_config = tune.RunConfig(name=name, storage_path=storage_path,
                                 callbacks=[callback], verbose=1,
-                                failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures))
+                                failure_config=tune.FailureConfig(max_failures=cfg.tune.max_failures),
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     if tune.Tuner.can_restore(tune_path):
-        tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, restart_errored=True)
-        # Tune pickled the first attempt's callback with the experiment; use the fresh one, which
-        # knows from MLflow which trials already finished.
-        tuner._local_tuner.get_run_config().callbacks = [callback]
+        # Tune pickled the first attempt's callback with the experiment; it is restored as the fresh
+        # one, which knows from MLflow which trials already finished.
+        with callback.replacing_restored():
+            tuner = tune.Tuner.restore(tune_path, trainable, resume_unfinished=True, restart_errored=True)
     else:
         plan = search_plan(cfg, sets)
         tuner = tune.Tuner(trainable, param_space=plan.param_space, tune_config=plan.tune_config, run_config=run_config)

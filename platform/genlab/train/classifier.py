@@ -87,10 +87,15 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierConf
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ClassifierConfig, *,
-                     seed: int, on_epoch: EpochCallback | None = None) -> NormalizedClassifier:
+                     seed: int, on_epoch: EpochCallback | None = None, resume: dict[str, Any] | None = None,
+                     on_state: Callable[[dict[str, Any]], None] | None = None) -> NormalizedClassifier:
     """Train a classifier on uint8 NHWC `images`; return it in eval mode.
 
     `on_epoch(epoch, mean_train_loss, model)` runs after every epoch (epochs count from 1).
+    `on_state(state)` runs just before it with the training state after that epoch (`epoch`, the
+    model's, optimizer's and schedule's state dicts, the generators' states: tensors and plain
+    values, saveable with `torch.save` and loadable with `weights_only=True`); training given such
+    a state as `resume` goes on from the epoch after it, as the uninterrupted run would.
     The training set and its augmentation stay on the device; `precision`, `channels_last` and
     `compile` change how the steps run, not what they compute. Raises `TrainingDivergedError` on
     a non-finite loss.
@@ -115,7 +120,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
                                 weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     schedule = learning_rate_schedule(optimizer, cfg, cfg.epochs * steps_per_epoch)
-    for epoch in range(1, cfg.epochs + 1):
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+    for epoch in range(1 + (resume["epoch"] if resume is not None else 0), cfg.epochs + 1):
         model.train()
         order = torch.randperm(len(data), generator=generator).to(device)
         total = 0.0
@@ -135,6 +146,10 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
             schedule.step()
             total += loss.item() * len(index)
         model.eval()
+        if on_state is not None:
+            on_state({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                      "torch_rng": torch.get_rng_state()})
         if on_epoch is not None:
             on_epoch(epoch, total / len(data), model)
     return model.eval()

@@ -6,8 +6,10 @@ and the MLflow run from start (or resume) to registered model.
   grids every 4x that, a checkpoint every `checkpoint_every` (`<out_dir>/checkpoints/step-NNNNNNN`
   plus a `LATEST` pointer written after the checkpoint is complete; older steps and temp dirs of
   killed writers are deleted). Started again on the same `out_dir`, it resumes from `LATEST`
-  (same MLflow run, tag `genlab.resumed_from`); once finished, `finished.json` makes a rerun a
-  no-op. The final model goes to `<out_dir>/model`, the run's artifacts and the model registry.
+  (same MLflow run, tag `genlab.resumed_from`; when that run is not in the current MLflow store,
+  a new run there tagged `genlab.resumed_run_id`); once finished, `finished.json` makes a rerun a
+  no-op. One process at a time trains into an `out_dir` (a file lock beside it): a second one,
+  e.g. a concurrent sweep with the same model key, waits and then finds the model finished. The final model goes to `<out_dir>/model`, the run's artifacts and the model registry.
   The run is a `genlab.tracking.tracked_run`: FINISHED at the end, FAILED on an error, KILLED on
   Ctrl-C or SIGTERM.
 - Random draws of iteration i come from `genlab.runtime.seeded_generator(seed, i, bits=63)`, so a
@@ -26,11 +28,12 @@ from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 import torch
+from filelock import Timeout
 from mlflow.tracking import MlflowClient
 
 from genlab.checkpoints import read_checkpoint_index, save_model
 from genlab.errors import TrainingDivergedError
-from genlab.fileio import write_json_atomic, write_text_atomic
+from genlab.fileio import path_lock, write_json_atomic, write_text_atomic
 from genlab.tracking import log_checkpoint_artifacts, register_checkpoint, tracked_run
 
 FINISHED = "finished.json"
@@ -134,7 +137,23 @@ def train_generative(trainer: GenerativeTrainer, out_dir: Path, *, run_name: str
     Raises `CheckpointError` if `out_dir` holds a checkpoint written with another config. An
     exception (or Ctrl-C) marks the MLflow run FAILED (KILLED) and propagates.
     """
-    cfg, out_dir = trainer.cfg, Path(out_dir)
+    lock = path_lock(Path(out_dir))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[genlab] another process is training into {out_dir}; waiting for it", flush=True)
+        lock.acquire()
+    try:
+        return _train_locked(trainer, Path(out_dir), run_name=run_name, registered_name=registered_name,
+                             dataset_hash=dataset_hash)
+    finally:
+        lock.release()
+
+
+def _train_locked(trainer: GenerativeTrainer, out_dir: Path, *, run_name: str, registered_name: str | None,
+                  dataset_hash: str) -> GenerativeTrainResult:
+    """`train_generative` once this process holds the lock of `out_dir`."""
+    cfg = trainer.cfg
     found = latest_checkpoint(out_dir, trainer.state_kind)
     if found is not None and (out_dir / FINISHED).is_file():
         record = json.loads((out_dir / FINISHED).read_text())
@@ -150,7 +169,7 @@ def train_generative(trainer: GenerativeTrainer, out_dir: Path, *, run_name: str
     resumed_from = state.step
     with tracked_run(cfg.experiment, run_name=run_name, config=cfg, seed=cfg.seed, dataset_hash=dataset_hash,
                      resume_run_id=resume_run_id) as run:
-        if run.resumed:
+        if found is not None:
             run.client.set_tag(run.run_id, "genlab.resumed_from", str(state.step))
             print(f"[genlab] resuming {trainer.family} training from {found} (iteration {state.step})")
         while state.step < cfg.iterations:
