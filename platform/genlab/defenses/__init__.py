@@ -1,0 +1,14 @@
+"""The defenses PureGen is compared with: FrieNDs, EPIC, activation clustering, spectral signatures."""
+
+from genlab.defenses.settings import (
+    ActivationClusteringSettings,
+    DefenseConfig,
+    DefenseSettings,
+    EpicSettings,
+    FriendlyNoiseSettings,
+    SpectralSignaturesSettings,
+)
+from genlab.defenses.training import DefenseStatus, detection_scores, train_defended
+
+__all__ = ["ActivationClusteringSettings", "DefenseConfig", "DefenseSettings", "DefenseStatus", "EpicSettings",
+           "FriendlyNoiseSettings", "SpectralSignaturesSettings", "detection_scores", "train_defended"]
