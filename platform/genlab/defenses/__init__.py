@@ -1,6 +1,7 @@
 """The defenses PureGen is compared with: FrieNDs, EPIC, activation clustering, spectral signatures."""
 
 from genlab.defenses.settings import (
+    DEFENSE_NAMES,
     ActivationClusteringSettings,
     DefenseConfig,
     DefenseSettings,
@@ -10,5 +11,5 @@ from genlab.defenses.settings import (
 )
 from genlab.defenses.training import DefenseStatus, detection_scores, train_defended
 
-__all__ = ["ActivationClusteringSettings", "DefenseConfig", "DefenseSettings", "DefenseStatus", "EpicSettings",
-           "FriendlyNoiseSettings", "SpectralSignaturesSettings", "detection_scores", "train_defended"]
+__all__ = ["DEFENSE_NAMES", "ActivationClusteringSettings", "DefenseConfig", "DefenseSettings", "DefenseStatus",
+           "EpicSettings", "FriendlyNoiseSettings", "SpectralSignaturesSettings", "detection_scores", "train_defended"]

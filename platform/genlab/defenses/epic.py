@@ -28,7 +28,8 @@ def gradient_estimates(model: nn.Module, data: torch.Tensor, targets: torch.Tens
                        batch_size: int = 512) -> torch.Tensor:
     """Return softmax(f(x)) - onehot(y) per row (float [N, num_classes], entries in [-1, 1])."""
     model.eval()
-    probs = torch.cat([F.softmax(model(data[i:i + batch_size]).float(), dim=1) for i in range(0, len(data), batch_size)])
+    probs = torch.cat([F.softmax(model(data[i:i + batch_size]).float(), dim=1)
+                       for i in range(0, len(data), batch_size)])
     return probs - F.one_hot(targets, num_classes).float()
 
 
@@ -58,7 +59,8 @@ class EpicTraining:
         self.dropped: np.ndarray | None = None
         self.cost_s = 0.0
 
-    def epoch_rows(self, epoch: int, model: nn.Module, data: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    def epoch_rows(self, epoch: int, model: nn.Module, data: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor | None:
         """Return the rows to train on in `epoch` (1-based): None (all) up to `start_epoch`, then the selection."""
         since = epoch - 1 - self.settings.start_epoch
         if since < 0:

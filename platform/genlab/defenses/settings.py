@@ -46,7 +46,7 @@ class FriendlyNoiseSettings(DefenseSettings):
     begin_epoch: int = Field(5, ge=0)  # classifier epochs trained before the noise is made (paper: 5 from scratch)
     batch_size: int = Field(256, ge=1)  # images optimised together
     random_noise: Literal["bernoulli", "gaussian", "none"] = "bernoulli"  # FrieNDs-B / -G: drawn anew per batch
-    random_noise_scale: float = Field(8.0, ge=0, le=255)  # +-scale (bernoulli) or std (gaussian), pixel units (paper: 8/255)
+    random_noise_scale: float = Field(8.0, ge=0, le=255)  # +-scale (bernoulli) or std (gaussian), pixels (paper: 8)
 
     def label(self, steps: int = 0) -> str:
         return f"friends-{self.random_noise[0].upper()}" if self.random_noise != "none" else "friends"
@@ -75,11 +75,12 @@ class ActivationClusteringSettings(DefenseSettings):
     reduction: Literal["ica", "pca"] = "ica"  # how activations are reduced before clustering (paper: ICA)
     dimensions: int = Field(10, ge=1)  # components kept (paper and ART: 10)
     analyzer: Literal["relative_size", "silhouette"] = "relative_size"  # how the smaller cluster is judged poisoned
-    size_threshold: float = Field(0.35, gt=0, le=0.5)  # relative_size: flagged when its share is at most this (ART: 0.35)
+    size_threshold: float = Field(0.35, gt=0, le=0.5)  # relative_size: flagged at most this share (ART: 0.35)
     silhouette_threshold: float = Field(0.10, ge=-1, le=1)  # silhouette: flagged when the 2-means silhouette is above
 
     def label(self, steps: int = 0) -> str:
-        return "ac" + ("" if self.analyzer == "relative_size" else "-silhouette") + ("" if self.reduction == "ica" else "-pca")
+        analyzer = "" if self.analyzer == "relative_size" else "-silhouette"
+        return "ac" + analyzer + ("" if self.reduction == "ica" else "-pca")
 
 
 class SpectralSignaturesSettings(DefenseSettings):
@@ -87,7 +88,7 @@ class SpectralSignaturesSettings(DefenseSettings):
     representation onto the top singular vector; the 1.5 * eps * n highest-scoring rows are dropped."""
 
     name: Literal["spectral_signatures"] = "spectral_signatures"
-    poison_fraction_bound: float = Field(0.33, gt=0, lt=1)  # eps: upper bound on a class's poisoned share (ART: 0.33)
+    poison_fraction_bound: float = Field(0.33, gt=0, lt=1)  # eps: bound on a class's poisoned share (ART: 0.33)
     removal_factor: float = Field(1.5, gt=0)  # rows removed per class = factor * eps * class size (paper: 1.5)
 
     def label(self, steps: int = 0) -> str:
@@ -96,4 +97,5 @@ class SpectralSignaturesSettings(DefenseSettings):
 
 DefenseConfig = Annotated[Union[FriendlyNoiseSettings, EpicSettings, ActivationClusteringSettings,
                                 SpectralSignaturesSettings], Field(discriminator="name")]
-FILTERS = (ActivationClusteringSettings, SpectralSignaturesSettings)  # filter the rows, then retrain
+DEFENSE_NAMES = frozenset(cls.model_fields["name"].default for cls in (
+    FriendlyNoiseSettings, EpicSettings, ActivationClusteringSettings, SpectralSignaturesSettings))

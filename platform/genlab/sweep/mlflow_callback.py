@@ -17,7 +17,8 @@ from mlflow.entities import Metric
 
 from genlab.tracking import NestedRunCallback
 
-METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s")
+DETECTION_METRICS = ("detection_precision", "detection_recall", "rows_dropped")  # defenses that drop rows
+METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s", "cost_s", *DETECTION_METRICS)
 STOPPED_TAG = "genlab.stopped_early"
 
 

@@ -78,7 +78,8 @@ EpochCallback = Callable[[int, float, nn.Module], None]
 class TrainingDefense(typing.Protocol):
     """A training-time defense (genlab.defenses: EPIC, friendly noise) that `train_classifier` consults."""
 
-    def epoch_rows(self, epoch: int, model: nn.Module, data: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    def epoch_rows(self, epoch: int, model: nn.Module, data: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor | None:
         """Return the row indices (int64, on the data's device) to train on in `epoch`, or None for all rows."""
 
     def batch(self, batch: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
