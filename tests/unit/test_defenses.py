@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from genlab.config import load_config
 from genlab.defenses import (
     ActivationClusteringSettings,
     EpicSettings,
@@ -25,7 +26,10 @@ from genlab.defenses.facility_location import (
 )
 from genlab.defenses.filters import activation_clustering_flags, penultimate_features, spectral_signature_flags
 from genlab.defenses.friendly_noise import FriendlyNoiseTraining, friendly_noise
+from genlab.errors import ConfigError
 from genlab.models.classifiers import NormalizedClassifier, build_classifier
+from genlab.sweep.config import SweepConfig
+from tests.helpers import REPO
 
 
 def _linear_model(seed: int = 0) -> nn.Module:
@@ -179,3 +183,21 @@ def test_detection_scores():
     assert detection_scores(dropped, np.array([0, 3])) == {
         "rows_dropped": 3.0, "detection_recall": 0.5, "detection_precision": 1 / 3}
     assert "detection_precision" not in detection_scores(np.zeros(3, dtype=bool), np.array([1]))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["defenses=[{name: epik}]"], "defenses.0"),
+    (["defenses=[{name: epic, subset_fraction: 1.5}]"], "defenses.0.epic.subset_fraction"),
+    (["classifier.epochs=4", "defenses=[{name: friendly_noise, begin_epoch: 4}]"], "defenses.0.begin_epoch"),
+    (["defenses=[{name: epic}, {name: epic, every: 3}]"], "epic-0.3"),
+])
+def test_bad_defense_configs_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SweepConfig, REPO / "conf/defense_sweep.yaml", overrides)
+
+
+def test_the_default_sweep_carries_all_four_defenses():
+    cfg = load_config(SweepConfig, REPO / "conf/defense_sweep.yaml")
+    assert {d.name for d in cfg.defenses} == {"friendly_noise", "epic", "activation_clustering", "spectral_signatures"}
+    assert all(d.name in {"friendly_noise", "epic", "activation_clustering", "spectral_signatures"}
+               for d in load_config(SweepConfig, REPO / "conf/defense_sweep_cluster.yaml").defenses)
