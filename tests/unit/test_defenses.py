@@ -13,10 +13,12 @@ from torch import nn
 from genlab.config import load_config
 from genlab.defenses import (
     ActivationClusteringSettings,
+    DefenseStatus,
     EpicSettings,
     FriendlyNoiseSettings,
     SpectralSignaturesSettings,
     detection_scores,
+    train_defended,
 )
 from genlab.defenses.epic import EpicTraining, isolated_rows
 from genlab.defenses.facility_location import (
@@ -29,6 +31,7 @@ from genlab.defenses.friendly_noise import FriendlyNoiseTraining, friendly_noise
 from genlab.errors import ConfigError
 from genlab.models.classifiers import NormalizedClassifier, build_classifier
 from genlab.sweep.config import SweepConfig
+from genlab.train.classifier import ClassifierConfig
 from tests.helpers import REPO
 
 
@@ -201,3 +204,20 @@ def test_the_default_sweep_carries_all_four_defenses():
     assert {d.name for d in cfg.defenses} == {"friendly_noise", "epic", "activation_clustering", "spectral_signatures"}
     assert all(d.name in {"friendly_noise", "epic", "activation_clustering", "spectral_signatures"}
                for d in load_config(SweepConfig, REPO / "conf/defense_sweep_cluster.yaml").defenses)
+
+
+def test_train_defended_reports_cost_and_dropped_rows_of_epic_and_a_filter():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(60) % 3
+    cfg = ClassifierConfig(epochs=3, width=4, batch_size=16, device="cpu")
+    epochs_seen = []
+    epic = DefenseStatus()
+    train_defended(images, labels, 3, cfg, EpicSettings(subset_fraction=0.2, every=1, start_epoch=1), seed=0,
+                   status=epic, on_epoch=lambda epoch, loss, model: epochs_seen.append((epoch, epic.dropped is None)))
+    assert epochs_seen == [(1, True), (2, False), (3, False)]  # all rows in epoch 1, selections from epoch 2
+    assert epic.cost_s > 0 and epic.dropped.shape == (60,)
+    spectral = DefenseStatus()
+    model = train_defended(images, labels, 3, cfg, SpectralSignaturesSettings(), seed=0, status=spectral)
+    assert spectral.dropped.sum() == 3 * round(1.5 * 0.33 * 20) and spectral.cost_s > 0
+    assert not model.training

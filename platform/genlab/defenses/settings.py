@@ -58,7 +58,7 @@ class EpicSettings(DefenseSettings):
     rows whose medoid represents no more than `cluster_threshold` rows (isolated points) are dropped."""
 
     name: Literal["epic"] = "epic"
-    subset_fraction: float = Field(0.3, gt=0, le=1)  # medoids per class / class size (paper: 0.1, 0.2, 0.3)
+    subset_fraction: float = Field(0.3, gt=0, lt=1)  # medoids per class / class size (paper: 0.1, 0.2, 0.3)
     every: int = Field(10, ge=1)  # epochs between selections (paper: 10)
     start_epoch: int = Field(10, ge=0)  # first epoch trained on a selection (paper: after epoch 10)
     cluster_threshold: int = Field(1, ge=0)  # clusters of at most this many rows are dropped (paper: 1)

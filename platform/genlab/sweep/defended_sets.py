@@ -3,7 +3,10 @@
 FrieNDs, EPIC, activation clustering and spectral signatures work inside the trial
 (genlab.defenses.train_defended), so their trials train on the undefended set: the `none`
 purifier's set when the sweep has one, else one built here the same way. The arrays are
-shared, not copied: one set per (attack, defense setting) names the same images.
+shared, not copied: one set per (attack, defense setting) names the same images. A defense's
+settings stand in the set's `settings` (they answer `name`, `params`, `label` and
+`snapshot_steps` as purifier settings do), so search modes, trial names and the report take
+defense trials as they take purifier trials.
 """
 
 from __future__ import annotations
