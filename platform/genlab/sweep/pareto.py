@@ -174,7 +174,7 @@ def pareto_plot(entries: list[dict[str, Any]], path: Path) -> Path:
         # a log axis needs positive costs: the undefended 0 s is drawn at 10 ms
         labels.append((cost_ax, *_scatter(cost_ax, subset, "cost_s", "poison_success_rate", front, x_floor=0.01)))
         cost_ax.set_xscale("log")
-        cost_ax.set(xlabel="cost, seconds (purification or defense; log)", ylabel="poison success rate",
+        cost_ax.set(xlabel="cost, seconds (purification or defense; log; 0 s drawn at 0.01)", ylabel="poison success rate",
                     title=f"{attack}: poison success vs cost")
     present = [f for f in _FAMILY_ORDER + sorted({family(e) for e in entries} - set(_FAMILY_ORDER))
                if any(family(e) == f for e in entries)]
