@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
+from genlab.train.defenses import DefenseConfig, EpicSettings, FriendlyNoiseSettings
 from genlab.purify import PurifierConfig
 from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings, NoneSettings
 from genlab.purify.stage import PurificationStageConfig
@@ -81,6 +82,7 @@ class SweepConfig(StrictModel):
     attacks: list[AttackConfig] = Field(default_factory=lambda: [BadNetsConfig(), BlendConfig()], min_length=1)
     purifiers: list[PurifierConfig] = Field(
         default_factory=lambda: [NoneSettings(), JpegSettings(), GaussianNoiseSettings()], min_length=1)
+    defenses: list[DefenseConfig] = Field(default_factory=list)  # FrieNDs, EPIC, AC, SS: on the raw poisoned sets
     purification: PurificationStageConfig = Field(default_factory=PurificationStageConfig)
     tune: TuneSettings = Field(default_factory=TuneSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
@@ -106,4 +108,17 @@ class SweepConfig(StrictModel):
         if self.tune.search == "asha" and self.tune.asha.grace_period >= self.classifier.epochs:
             raise ValueError(f"tune.asha.grace_period ({self.tune.asha.grace_period}) must be below classifier.epochs "
                              f"({self.classifier.epochs}), or no trial can be stopped early")
+        return self
+
+    @model_validator(mode="after")
+    def _defenses_act_within_epochs(self) -> "SweepConfig":
+        labels = [defense.label() for defense in self.defenses]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"defenses: each setting may appear once, repeated: {repeated}")
+        for i, defense in enumerate(self.defenses):
+            first = {FriendlyNoiseSettings: "begin_epoch", EpicSettings: "start_epoch"}.get(type(defense))
+            if first is not None and getattr(defense, first) >= self.classifier.epochs:
+                raise ValueError(f"defenses.{i}.{first} ({getattr(defense, first)}) must be below classifier.epochs "
+                                 f"({self.classifier.epochs}), or {defense.name} never acts")
         return self

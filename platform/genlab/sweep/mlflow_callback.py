@@ -1,9 +1,10 @@
 """The sweep's Tune callback: each trial mirrored into a run nested under the sweep's run.
 
 `genlab.tracking.NestedRunCallback` does the run lifecycle (one run per trial name, resume,
-retries, failures). What a sweep trial's run holds: its params (attack, purifier, seed, purifier
-params), its sample grid (`samples/`), `METRICS` per classifier epoch, and, when a scheduler
-(ASHA) stopped it before `full_epochs`, the tag `genlab.stopped_early=true` (else `false`). The
+retries, failures). What a sweep trial's run holds: its params (attack, purifier or defense and
+its `kind`, seed, its params), its sample grid (`samples/`), `METRICS` per classifier epoch
+(with `cost_s` and a defense's detection scores), and, when a scheduler (ASHA) stopped it
+before `full_epochs`, the tag `genlab.stopped_early=true` (else `false`). The
 callback keeps every trial's last metrics (`final`, as logged) and the stopped ones
 (`stopped_early`) for the report; on resume both come from the finished runs of the first attempt.
 """
@@ -15,9 +16,11 @@ from typing import Any
 
 from mlflow.entities import Metric
 
+from genlab.train.defenses import DEFENSE_NAMES
 from genlab.tracking import NestedRunCallback
 
-METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s")
+DETECTION_METRICS = ("detection_precision", "detection_recall", "rows_dropped")  # defenses that drop rows
+METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s", "cost_s", *DETECTION_METRICS)
 STOPPED_TAG = "genlab.stopped_early"
 
 
@@ -43,6 +46,7 @@ class MlflowTrialCallback(NestedRunCallback):
     def trial_params(self, trial: Any) -> dict[str, str]:
         spec = trial.config["spec"]
         return {"attack": spec["attack"], "purifier": spec["purifier"], "seed": str(spec["seed"]),
+                "kind": "defense" if spec["purifier"] in DEFENSE_NAMES else "purifier",
                 **{f"purifier_params.{k}": str(v) for k, v in spec["purifier_params"].items()}}
 
     def on_run_start(self, run_id: str, trial: Any) -> None:

@@ -1,5 +1,7 @@
 """Step 5 of the defense sweep, the report: the results table (console, markdown, CSV), the means over
-seeds, the Pareto plot and `summary.json`, written to the output directory and the sweep's MLflow run.
+seeds, the Pareto plot (genlab.sweep.pareto) and `summary.json`, written to the output directory and
+the sweep's MLflow run. Purifiers and defenses (`kind`) sit side by side, each with its cost in
+seconds and, for defenses that drop rows, their detection precision and recall.
 
 Trials a scheduler stopped early (`stopped_early`, ASHA) are listed in the table but left out
 of the means and the Pareto front: their metrics come from fewer epochs than the others'.
@@ -12,18 +14,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from scipy import stats
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
+from genlab.fileio import write_json_atomic, write_text_atomic
+from genlab.sweep.pareto import pareto_plot
+from genlab.tracking import TrackedRun
 
-from genlab.fileio import write_json_atomic, write_text_atomic  # noqa: E402
-from genlab.tracking import TrackedRun  # noqa: E402
-
-COLUMNS = ("attack", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
-           "purify_images_per_s", "status", "stopped_early")
+COLUMNS = ("attack", "kind", "purifier", "purifier_params", "seed", "natural_accuracy", "poison_success_rate",
+           "cost_s", "detection_precision", "detection_recall", "purify_images_per_s", "status", "stopped_early")
+MEAN_METRICS = ("natural_accuracy", "poison_success_rate", "cost_s", "detection_precision", "detection_recall")
 
 
 def params_text(params: dict[str, Any], prefix: str = "") -> str:
@@ -43,8 +43,10 @@ def _cell(row: dict[str, Any], column: str) -> str:
         return "-"
     if column == "purifier_params":
         return params_text(value) or "-"
-    if column in ("natural_accuracy", "poison_success_rate"):
+    if column in ("natural_accuracy", "poison_success_rate", "detection_precision", "detection_recall"):
         return f"{value:.4f}"
+    if column == "cost_s":
+        return f"{value:.1f}"
     if column == "purify_images_per_s":
         return f"{value:.1f}"
     return str(value)
@@ -80,15 +82,19 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(key, []).append(row)
     out = []
     for members in groups.values():
-        entry = {k: members[0][k] for k in ("attack", "purifier", "purifier_params", "purify_images_per_s")}
+        entry = {k: members[0].get(k) for k in ("attack", "kind", "purifier", "purifier_params", "purify_images_per_s")}
         entry["seeds"] = len(members)
-        for metric in ("natural_accuracy", "poison_success_rate"):
-            entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean_ci([m[metric] for m in members])
+        for metric in MEAN_METRICS:
+            values = [m[metric] for m in members if m.get(metric) is not None]
+            if values:
+                entry[f"{metric}_mean"], entry[f"{metric}_ci95"] = mean_ci(values)
         out.append(entry)
     return out
 
 
 def _mean_cell(entry: dict[str, Any], metric: str) -> str:
+    if f"{metric}_mean" not in entry:
+        return "-"
     ci = entry[f"{metric}_ci95"]
     return f"{entry[f'{metric}_mean']:.4f}" + ("" if ci is None else f" ± {ci:.4f}")
 
@@ -97,10 +103,10 @@ def markdown_table(rows: list[dict[str, Any]], aggregates: list[dict[str, Any]])
     """Return the per-trial results and the per-setting means (95% CI over seeds) as markdown tables."""
     head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
     trials = head + "".join("| " + " | ".join(_cell(row, c) for c in COLUMNS) + " |\n" for row in rows)
-    means = ("| attack | purifier | purifier_params | seeds | natural_accuracy | poison_success_rate |\n"
-             "|---|---|---|---|---|---|\n" + "".join(
-                 f"| {e['attack']} | {e['purifier']} | {_cell(e, 'purifier_params')} | {e['seeds']} | "
-                 f"{_mean_cell(e, 'natural_accuracy')} | {_mean_cell(e, 'poison_success_rate')} |\n" for e in aggregates))
+    means = ("| attack | kind | purifier | purifier_params | seeds | " + " | ".join(MEAN_METRICS) + " |\n"
+             "|---|---|---|---|---|" + "---|" * len(MEAN_METRICS) + "\n" + "".join(
+                 f"| {e['attack']} | {e.get('kind') or '-'} | {e['purifier']} | {_cell(e, 'purifier_params')} | "
+                 f"{e['seeds']} | " + " | ".join(_mean_cell(e, m) for m in MEAN_METRICS) + " |\n" for e in aggregates))
     return f"## Trials\n\n{trials}\n## Means over seeds (95% CI)\n\n{means}"
 
 
@@ -113,42 +119,6 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the full-length rows no other beats on both poison success (lower) and natural accuracy (higher)."""
-    done = full_length(rows)
-
-    def dominated(a: dict[str, Any]) -> bool:
-        return any(b["poison_success_rate"] <= a["poison_success_rate"] and b["natural_accuracy"] >= a["natural_accuracy"]
-                   and (b["poison_success_rate"], b["natural_accuracy"]) != (a["poison_success_rate"], a["natural_accuracy"])
-                   for b in done)
-
-    return [r for r in done if not dominated(r)]
-
-
-def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Plot poison success vs natural accuracy per attack (marker size = purification images/s); save PNG."""
-    done = full_length(rows)
-    attacks = sorted({r["attack"] for r in done})
-    fig, axes = plt.subplots(1, max(1, len(attacks)), figsize=(5 * max(1, len(attacks)), 4), squeeze=False)
-    for ax, attack in zip(axes[0], attacks):
-        subset = [r for r in done if r["attack"] == attack]
-        front = pareto_front(subset)
-        for row in subset:
-            speed = row.get("purify_images_per_s")
-            size = 40 if speed is None else 20 + 60 * min(1.0, speed / 1000.0)
-            ax.scatter(row["poison_success_rate"], row["natural_accuracy"], s=size,
-                       edgecolors="red" if row in front else "none")
-            ax.annotate(f"{row['purifier']}{'' if not row['purifier_params'] else ' ' + _cell(row, 'purifier_params')}",
-                        (row["poison_success_rate"], row["natural_accuracy"]), fontsize=7)
-        ax.set_xlabel("poison success rate (lower is better)")
-        ax.set_ylabel("natural accuracy")
-        ax.set_title(f"{attack} (red: Pareto front; size: purify images/s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 def write_report(run: TrackedRun, rows: list[dict[str, Any]], purification: dict[str, int], out_dir: Path) -> None:
     """Write summary.json, results CSV/markdown and the Pareto plot to `out_dir`; log them (and `purification`) to `run`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,5 +127,5 @@ def write_report(run: TrackedRun, rows: list[dict[str, Any]], purification: dict
     run.log_metrics(purification)
     write_text_atomic(out_dir / "results.md", markdown_table(rows, aggregates))
     for path in (write_csv(rows, out_dir / "results.csv"), out_dir / "results.md", out_dir / "summary.json",
-                 pareto_plot(rows, out_dir / "pareto.png")):
+                 pareto_plot(aggregates, out_dir / "pareto.png")):
         run.client.log_artifact(run.run_id, str(path), "report")

@@ -2,7 +2,8 @@
 
 1. provision the generative models the purifiers need (genlab.sweep.training_sets),
 2. craft (or load) the poisons,
-3. purify the training sets through Ray Data, each clean row once for every attack,
+3. purify the training sets through Ray Data, each clean row once for every attack (the
+   `defenses:` train on the raw poisoned sets: genlab.sweep.defended_sets),
 4. train one classifier per trial under Ray Tune, each trial a nested MLflow run (genlab.sweep.trials),
 5. report: tables, means over seeds and the Pareto plot (genlab.sweep.report).
 
@@ -27,6 +28,7 @@ from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
 from genlab.sweep.config import SweepConfig
+from genlab.sweep.defended_sets import defense_training_sets
 from genlab.sweep.report import format_table, write_report
 from genlab.sweep.training_sets import craft_poison_sets, provision_models, purification_counts, purify_training_sets
 from genlab.sweep.trials import run_trials
@@ -61,7 +63,8 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         settings = provision_models(cfg, train)
         poisons = craft_poison_sets(cfg, train, test, run)
         sets = purify_training_sets(cfg, settings, train, poisons, out_dir)
-        rows = run_trials(cfg, sets, test, poisons, run=run, tune_path=tune_path, dataset_hash=train.hash)
+        trial_sets = sets + defense_training_sets(cfg, sets, train, poisons, out_dir)
+        rows = run_trials(cfg, trial_sets, test, poisons, run=run, tune_path=tune_path, dataset_hash=train.hash)
         write_report(run, rows, purification_counts(sets), out_dir)
         all_finished = all(row["status"] == "FINISHED" for row in rows)
         run.finish_as(all_finished)

@@ -19,8 +19,9 @@ from ray import tune
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
+from genlab.sweep.defended_trial import train_trial_classifier
 from genlab.sweep.set_store import load_training_set
-from genlab.train.classifier import ClassifierConfig, train_classifier
+from genlab.train.classifier import ClassifierConfig
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 
 
@@ -67,12 +68,15 @@ def _report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
 def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test: ImageSet,
                   poisons: dict[str, PoisonSet], classifier: dict[str, Any], fail_matching: list[str],
                   num_threads: int, finished: frozenset[str] = frozenset(), fail_once_dir: str | None = None,
-                  checkpoint_every: int = 5, kill_at_epoch: int | None = None) -> None:
+                  checkpoint_every: int = 5, kill_at_epoch: int | None = None,
+                  defenses: dict[str, dict[str, Any]] | None = None) -> None:
     """Train a classifier for trial `config` and `tune.report` metrics after every epoch.
 
     `config["spec"]` holds `name`, `data_key`, `attack`, `seed`, `purify_images_per_s`; `training_sets`
     maps data keys to object refs of `(images, labels)`. Metrics: `epoch`, `train_loss`,
-    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]). A trial named in `finished`
+    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]), `cost_s` and, for defenses that
+    drop rows, their detection scores (genlab.sweep.defended_trial). A data key in `defenses` (its
+    settings) trains under that defense. A trial named in `finished`
     (done by an earlier attempt of a resumed sweep, per MLflow) returns at once without training.
     A trial matching `fail_matching` raises InjectedFault (with `fail_once_dir`: on its first attempt only), or,
     with `kill_at_epoch`, its worker process kills itself (SIGKILL, as a lost node) after reporting that epoch.
@@ -90,15 +94,17 @@ def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test
     cfg = ClassifierConfig.model_validate(classifier)
     latest: dict[str, Any] = {}
 
-    def report(epoch: int, loss: float, model: torch.nn.Module) -> None:
+    def report(epoch: int, loss: float, model: torch.nn.Module, extra: dict[str, float]) -> None:
         metrics = {"epoch": epoch, "train_loss": loss, "natural_accuracy": natural_accuracy(model, test),
-                   "poison_success_rate": poison_success_rate(model, test, poison)}
+                   "poison_success_rate": poison_success_rate(model, test, poison), **extra}
         if config["purify_images_per_s"] is not None:
             metrics["purify_images_per_s"] = config["purify_images_per_s"]
         due = epoch % checkpoint_every == 0 and epoch < cfg.epochs
-        _report(metrics, latest["state"] if due else None)
+        _report(metrics, latest.get("state") if due else None)
         if fault and epoch == kill_at_epoch:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    train_classifier(images, labels, len(test.classes), cfg, seed=config["seed"], on_epoch=report,
-                     resume=_resume_state(), on_state=lambda state: latest.update(state=state))
+    train_trial_classifier(images, labels, len(test.classes), cfg, (defenses or {}).get(config["data_key"]),
+                           seed=config["seed"], purify_images_per_s=config["purify_images_per_s"],
+                           poisoned_rows=poison.base_indices, on_epoch=report,
+                           resume=_resume_state(), on_state=lambda state: latest.update(state=state))

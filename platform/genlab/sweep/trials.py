@@ -15,8 +15,10 @@ from ray import tune
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
+from genlab.train.defenses import DEFENSE_NAMES
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.mlflow_callback import MlflowTrialCallback
+from genlab.sweep.defended_sets import is_defense
+from genlab.sweep.mlflow_callback import DETECTION_METRICS, MlflowTrialCallback
 from genlab.sweep.search import grid_specs, search_plan
 from genlab.sweep.trainable import defense_trial
 from genlab.sweep.training_sets import TrainingSet
@@ -30,7 +32,9 @@ def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poison
     Rows come in plan order (Optuna's: the trials it proposed) with the trial's `attack`,
     `purifier`, `purifier_params`, `seed`, `run_name`, final `natural_accuracy` and
     `poison_success_rate` (fractions in [0, 1], exactly as logged to MLflow; None unless it
-    finished), `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`.
+    finished), `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`; `kind`
+    (purifier or defense), `cost_s` (seconds the purifier or defense added to the trial) and, for
+    defenses that drop rows, `detection_precision` / `detection_recall` on the known poisoned rows.
     """
     callback = MlflowTrialCallback(tracking_uri=tracking_uri(), experiment_id=run.experiment_id, parent_run_id=run.run_id,
                                    tags=standard_tags(dataset_hash=dataset_hash, seed=cfg.seed), params=params_for(cfg),
@@ -46,10 +50,12 @@ def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dic
 
     Returns the spec of every trial Tune ran or restored, in trial order.
     """
-    refs = {s.key: s.data for s in sets}
+    refs = {s.key: s.data for s in sets}  # defense sets share their attack's raw set's ref
+    defenses = {s.key: s.settings.model_dump(mode="json") for s in sets if is_defense(s.settings)}
     fail_once_dir = Path(cfg.work_dir) / "faults" / tune_path.rsplit("/", 1)[1] if cfg.faults.fail_once else None
     trainable = tune.with_parameters(
         defense_trial, training_sets=refs, test=test, poisons=poisons, classifier=cfg.classifier.model_dump(),
+        defenses=defenses,
         fail_matching=cfg.faults.fail_trials_matching, num_threads=int(cfg.tune.cpus_per_trial),
         finished=frozenset(callback.finished), fail_once_dir=fail_once_dir and str(fail_once_dir),
         checkpoint_every=cfg.tune.checkpoint_every, kill_at_epoch=cfg.faults.kill_at_epoch)
@@ -70,6 +76,7 @@ def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dic
     return [result.config["spec"] for result in tuner.fit()]
 
 
+
 def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
     """Return the summary row of one trial, with the metrics exactly as logged to MLflow."""
     finished = spec["name"] in callback.finished
@@ -78,4 +85,6 @@ def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
             "seed": spec["seed"], "natural_accuracy": final.get("natural_accuracy"),
             "poison_success_rate": final.get("poison_success_rate"),
             "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
-            "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early}
+            "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early,
+            "kind": "defense" if spec["purifier"] in DEFENSE_NAMES else "purifier", "cost_s": final.get("cost_s"),
+            **{key: final.get(key) for key in DETECTION_METRICS}}

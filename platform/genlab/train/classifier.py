@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -74,6 +75,17 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 EpochCallback = Callable[[int, float, nn.Module], None]
 
 
+class TrainingDefense(typing.Protocol):
+    """A training-time defense (genlab.train.defenses: EPIC, friendly noise) that `train_classifier` consults."""
+
+    def epoch_rows(self, epoch: int, model: nn.Module, data: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor | None:
+        """Return the row indices (int64, on the data's device) to train on in `epoch`, or None for all rows."""
+
+    def batch(self, batch: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return the batch (float pixels in [0, 255], rows `index` of the training set) the model trains on."""
+
+
 def learning_rate_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierConfig,
                            total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     """Return the per-step schedule peaking at `cfg.lr`: one-cycle cosine (15% warm-up) or triangular (linear,
@@ -88,7 +100,8 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, cfg: ClassifierConf
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: ClassifierConfig, *,
                      seed: int, on_epoch: EpochCallback | None = None, resume: dict[str, Any] | None = None,
-                     on_state: Callable[[dict[str, Any]], None] | None = None) -> NormalizedClassifier:
+                     on_state: Callable[[dict[str, Any]], None] | None = None,
+                     defense: TrainingDefense | None = None) -> NormalizedClassifier:
     """Train a classifier on uint8 NHWC `images`; return it in eval mode.
 
     `on_epoch(epoch, mean_train_loss, model)` runs after every epoch (epochs count from 1).
@@ -98,7 +111,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
     a state as `resume` goes on from the epoch after it, as the uninterrupted run would.
     The training set and its augmentation stay on the device; `precision`, `channels_last` and
     `compile` change how the steps run, not what they compute. Raises `TrainingDivergedError` on
-    a non-finite loss.
+    a non-finite loss. A `defense` picks each epoch's rows and transforms each batch; the learning
+    rate schedule still advances a full epoch of steps per epoch when it trains on fewer rows.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -127,12 +141,16 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
         generator.set_state(resume["generator"])
         torch.set_rng_state(resume["torch_rng"])
     for epoch in range(1 + (resume["epoch"] if resume is not None else 0), cfg.epochs + 1):
+        rows = defense.epoch_rows(epoch, model, data, targets) if defense is not None else None
         model.train()
-        order = torch.randperm(len(data), generator=generator).to(device)
+        order = torch.randperm(len(data) if rows is None else len(rows), generator=generator).to(device)
+        order = order if rows is None else rows[order]
         total = 0.0
-        for start in range(0, len(data), cfg.batch_size):
+        for start in range(0, len(order), cfg.batch_size):
             index = order[start:start + cfg.batch_size]
             batch = data[index]
+            if defense is not None:
+                batch = defense.batch(batch, index, generator)
             if cfg.augment:
                 batch = _augment(batch, generator)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
@@ -145,13 +163,15 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, c
             optimizer.step()
             schedule.step()
             total += loss.item() * len(index)
+        for _ in range(steps_per_epoch - math.ceil(len(order) / cfg.batch_size)):
+            schedule.step()  # a defense trained on fewer rows: the schedule keeps pace with the epochs
         model.eval()
         if on_state is not None:
             on_state({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "schedule": schedule.state_dict(), "generator": generator.get_state(),
                       "torch_rng": torch.get_rng_state()})
         if on_epoch is not None:
-            on_epoch(epoch, total / len(data), model)
+            on_epoch(epoch, total / max(1, len(order)), model)
     return model.eval()
 
 
