@@ -108,8 +108,8 @@ def test_sanity_checks_flag_what_exceeds_noise():
 
 def test_attack_spec_reads_fractions_and_counts_autoattack_eot():
     spec = AttackSpec(name="pgd", epsilons=["8/255", 0.5], eot_samples=2)
-    assert spec.epsilons == [pytest.approx(8 / 255), 0.5] and spec.total_eot() == 2
-    assert AttackSpec(name="autoattack_rand", epsilons=["8/255"]).total_eot() == 20
+    assert spec.epsilons == [pytest.approx(8 / 255), 0.5] and spec.wrapper_samples() == 2
+    assert AttackSpec(name="autoattack_rand", epsilons=["8/255"], eot_samples=20).wrapper_samples() == 1
     with pytest.raises(ValueError):
         AttackSpec(name="pgd", epsilons=[0])
 
@@ -134,3 +134,13 @@ def test_compare_triggers_averages_over_classes():
     (entry,) = compare_triggers(rows)
     assert entry["poison_success_mean"] == pytest.approx(0.4) and entry["poison_success_max"] == 0.6
     assert entry["classes"] == [0, 1]
+
+
+def test_autoattack_rand_breaks_a_classifier_within_its_budget_and_the_sweep_takes_aware_attacks():
+    from genlab.sweep.config import SweepConfig
+    images, labels = _brightness_data(8)
+    model = PurifiedClassifier(_Brightness(), QuantizeTransform(levels=256), gradient="bpda")
+    spec = AttackSpec(name="autoattack_rand", epsilons=[0.25], steps=3, eot_samples=2)
+    assert robust_accuracy(spec, 0.25, model, model, images, labels, num_classes=2, seed=0).robust_accuracy == 0.0
+    cfg = SweepConfig(attacks=[{"name": "narcissus"}, {"name": "narcissus_ebm_aware", "purifier_steps": 50}])
+    assert [a.name for a in cfg.attacks] == ["narcissus", "narcissus_ebm_aware"]

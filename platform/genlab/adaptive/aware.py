@@ -11,6 +11,7 @@ defense sweep reads, with `purifier_checkpoint` set to the model it used (part o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +73,18 @@ def craft_aware(cfg: NarcissusAwareConfig, provisioned: list[Any], train: ImageS
 
 
 def compare_triggers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return, per (attack, purifier), poison success after purification over the target classes:
+    """Return, per (attack, purifier setting), poison success after purification over the target classes:
     mean and max (fractions in [0, 1]), and the mean natural accuracy (Table 11's avg / acc / max)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("poison_success_rate") is not None:
-            groups.setdefault((row["attack"], row["purifier"]), []).append(row)
+            params = json.dumps(row.get("purifier_params") or {}, sort_keys=True)
+            groups.setdefault((row["attack"], row["purifier"], params), []).append(row)
     table = []
-    for (attack, purifier), members in sorted(groups.items()):
+    for (attack, purifier, params), members in sorted(groups.items()):
         success = [m["poison_success_rate"] for m in members]
-        table.append({"attack": attack, "purifier": purifier, "classes": sorted({m["target_class"] for m in members}),
+        table.append({"attack": attack, "purifier": purifier, "purifier_params": json.loads(params),
+                      "classes": sorted({m["target_class"] for m in members}),
                       "poison_success_mean": sum(success) / len(success), "poison_success_max": max(success),
                       "natural_accuracy_mean": sum(m["natural_accuracy"] for m in members) / len(members)})
     return table

@@ -108,7 +108,7 @@ class _Evaluator:
 
     def run(self, spec: AttackSpec, epsilon: float, *, purified: bool = True) -> AttackOutcome:
         """Return one attack run against the purified (or the undefended) classifier."""
-        attacked = (PurifiedClassifier(self.classifier, self.transform, samples=spec.eot_samples,
+        attacked = (PurifiedClassifier(self.classifier, self.transform, samples=spec.wrapper_samples(),
                                        gradient=self.cfg.gradient) if purified else self.undefended)
         judge = self.judge if purified else self.undefended
         outcome = robust_accuracy(spec, epsilon, attacked, judge, self.images, self.labels,
@@ -131,7 +131,7 @@ class _Evaluator:
                 outcome, plain = self.run(spec, epsilon), self.run(spec, epsilon, purified=False)
                 robust[key], undefended[key] = outcome.robust_accuracy, plain.robust_accuracy
                 attacks.append({"attack": key, "name": spec.name, "norm": spec.norm, "epsilon": epsilon,
-                                "steps": spec.steps if spec.name == "pgd" else None, "eot_samples": spec.total_eot(),
+                                "steps": spec.steps, "eot_samples": spec.eot_samples,
                                 "robust_accuracy": outcome.robust_accuracy,
                                 "undefended_robust_accuracy": plain.robust_accuracy, "seconds": outcome.seconds,
                                 "purified_images": outcome.purified_images})

@@ -21,7 +21,6 @@ from torch import nn
 from genlab.config import StrictModel
 
 AUTOATTACK_RAND_EOT = 20  # torchattacks' AutoAttack(version="rand") runs APGD-CE and APGD-DLR with eot_iter=20
-AUTOATTACK_STEPS = 10  # torchattacks' APGD default steps, used by its AutoAttack
 
 
 class AttackSpec(StrictModel):
@@ -30,9 +29,9 @@ class AttackSpec(StrictModel):
     name: Literal["pgd", "autoattack_rand"]  # PGD (torchattacks.PGD / PGDL2), or AutoAttack's rand version
     norm: Literal["Linf", "L2"] = "Linf"
     epsilons: list[float] = Field(min_length=1)  # budgets in [0, 1] pixel units; strings like "8/255" are accepted
-    steps: int = Field(10, ge=1)  # PGD iterations (AutoAttack-rand: fixed at torchattacks' APGD default, 10)
-    step_fraction: float = Field(0.25, gt=0)  # PGD step size as a fraction of the budget
-    eot_samples: int = Field(1, ge=1)  # purifier draws averaged per forward (our EOT wrapper)
+    steps: int = Field(10, ge=1)  # PGD / APGD iterations (torchattacks' AutoAttack uses 10)
+    step_fraction: float = Field(0.25, gt=0)  # PGD step size as a fraction of the budget (APGD adapts its own)
+    eot_samples: int = Field(1, ge=1)  # purifier draws per gradient: our EOT wrapper's (pgd), APGD's eot_iter (autoattack_rand: 20)
     random_start: bool = True  # PGD starts at a random point of the budget (the unbounded check starts at x)
 
     @field_validator("epsilons", mode="before")
@@ -45,19 +44,22 @@ class AttackSpec(StrictModel):
 
     def label(self, epsilon: float) -> str:
         """Return e.g. `pgd-Linf-eps0.0314-s10-eot2` (the metric and table name of one run)."""
-        steps = self.steps if self.name == "pgd" else AUTOATTACK_STEPS
-        return f"{self.name}-{self.norm}-eps{epsilon:.4g}-s{steps}-eot{self.total_eot()}"
+        return f"{self.name}-{self.norm}-eps{epsilon:.4g}-s{self.steps}-eot{self.eot_samples}"
 
-    def total_eot(self) -> int:
-        """Return the purifier draws per gradient: our wrapper's, times AutoAttack-rand's own 20."""
-        return self.eot_samples * (AUTOATTACK_RAND_EOT if self.name == "autoattack_rand" else 1)
+    def wrapper_samples(self) -> int:
+        """Return the purifier draws our EOT wrapper averages per forward (APGD does its own EOT: 1 there)."""
+        return self.eot_samples if self.name == "pgd" else 1
 
 
 def make_attack(spec: AttackSpec, model: nn.Module, epsilon: float, *, num_classes: int, seed: int) -> torchattacks.Attack:
     """Return the torchattacks attack of `spec` at budget `epsilon` against `model` (inputs in [0, 1])."""
-    if spec.name == "autoattack_rand":
+    if spec.name == "autoattack_rand" and (spec.steps, spec.eot_samples) == (10, AUTOATTACK_RAND_EOT):
         return torchattacks.AutoAttack(model, norm=spec.norm, eps=epsilon, version="rand", n_classes=num_classes,
                                        seed=seed)
+    if spec.name == "autoattack_rand":  # the same two APGD runs with fewer steps or EOT draws (CPU-sized)
+        return torchattacks.MultiAttack([torchattacks.APGD(model, norm=spec.norm, eps=epsilon, steps=spec.steps,
+                                                           seed=seed, loss=loss, eot_iter=spec.eot_samples)
+                                         for loss in ("ce", "dlr")])
     alpha = spec.step_fraction * epsilon
     if spec.norm == "L2":
         return torchattacks.PGDL2(model, eps=epsilon, alpha=alpha, steps=spec.steps, random_start=spec.random_start)
