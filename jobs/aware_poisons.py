@@ -64,8 +64,9 @@ def main() -> int:
                                                  "trials": rows, "all_finished": all_finished})
     print("\nattack | purifier | poison success mean / max over classes | natural accuracy")
     for entry in comparison:
-        print(f"{entry['attack']} | {entry['purifier']} {entry['purifier_params']} | {entry['poison_success_mean']:.3f} / "
-              f"{entry['poison_success_max']:.3f} | {entry['natural_accuracy_mean']:.3f}")
+        print(f"{entry['attack']} | {entry['purifier']} {entry['purifier_params']} | "
+              f"{entry['poison_success_mean']:.3f} / {entry['poison_success_max']:.3f} | "
+              f"{entry['natural_accuracy_mean']:.3f}")
     print(f"[genlab] summary: {out_dir / 'summary.json'}")
     return 0 if all_finished else 1
 

@@ -124,7 +124,7 @@ def test_aware_narcissus_needs_the_purifier_and_its_trigger_sees_it():
     seen = []
     blind = optimise_trigger(cfg, surrogate, images, 1, 0, lambda line: None,
                              transform=lambda pixels: seen.append(pixels.shape) or pixels * 0)
-    assert len(seen) == 3 and not blind.any()  # the surrogate only saw the transform's output: no gradient reached delta
+    assert len(seen) == 3 and not blind.any()  # the surrogate saw only the transform's output: no gradient to delta
     assert optimise_trigger(cfg, surrogate, images, 1, 0, lambda line: None).any()
 
 

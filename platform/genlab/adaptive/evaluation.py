@@ -12,7 +12,7 @@ config, every accuracy as a metric and summary.json as an artifact.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ class AdaptiveEvalConfig(StrictModel):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     classifier: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(epochs=8))  # trained on clean data
     purifier: AdaptivePurifier = Field(default_factory=lambda: EbmSettings(langevin_steps=[50]))  # one T / t* value
-    gradient: str = Field("bpda", pattern="^(bpda|full)$")  # through the purifier: BPDA (identity backward) or its graph
+    gradient: Literal["bpda", "full"] = "bpda"  # through the purifier: BPDA (identity backward) or its own graph
     test_images: int = Field(64, ge=8)  # test rows attacked (a seeded choice)
     eval_samples: int = Field(4, ge=1)  # purifier draws averaged when judging clean and adversarial images
     attacks: list[AttackSpec] = Field(min_length=1)  # the first PGD entry is the base of the stronger-attack check
@@ -82,7 +82,8 @@ def run_adaptive_eval(cfg: AdaptiveEvalConfig, train: ImageSet, test: ImageSet, 
         classifier = train_classifier(train.images, train.labels, len(train.classes), cfg.classifier,
                                       seed=derive_seed("adaptive-classifier", cfg.seed)).to(device)
         classifier.requires_grad_(False)
-        rows = np.sort(np.random.default_rng(cfg.seed).choice(len(test), min(cfg.test_images, len(test)), replace=False))
+        count = min(cfg.test_images, len(test))
+        rows = np.sort(np.random.default_rng(cfg.seed).choice(len(test), count, replace=False))
         images = to_tensor(test.images[rows], UNIT, device)
         labels = torch.as_tensor(test.labels[rows], device=device)
         transform = transform_for(cfg.purifier, differentiable=cfg.gradient == "full", seed=cfg.seed, device=device)
@@ -157,8 +158,8 @@ class _Evaluator:
 
 def _metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Return the summary's numbers as MLflow metrics (robust_accuracy/<attack>, clean_accuracy, ...)."""
-    metrics = {"clean_accuracy": summary["clean_accuracy"], "undefended_clean_accuracy": summary["undefended_clean_accuracy"],
-               "sanity_checks_passed": float(summary["all_passed"])}
+    metrics = {key: summary[key] for key in ("clean_accuracy", "undefended_clean_accuracy")}
+    metrics["sanity_checks_passed"] = float(summary["all_passed"])
     for row in summary["attacks"]:
         metrics[f"robust_accuracy/{row['attack']}"] = row["robust_accuracy"]
         metrics[f"undefended_robust_accuracy/{row['attack']}"] = row["undefended_robust_accuracy"]

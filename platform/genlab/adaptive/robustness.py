@@ -31,7 +31,7 @@ class AttackSpec(StrictModel):
     epsilons: list[float] = Field(min_length=1)  # budgets in [0, 1] pixel units; strings like "8/255" are accepted
     steps: int = Field(10, ge=1)  # PGD / APGD iterations (torchattacks' AutoAttack uses 10)
     step_fraction: float = Field(0.25, gt=0)  # PGD step size as a fraction of the budget (APGD adapts its own)
-    eot_samples: int = Field(1, ge=1)  # purifier draws per gradient: our EOT wrapper's (pgd), APGD's eot_iter (autoattack_rand: 20)
+    eot_samples: int = Field(1, ge=1)  # purifier draws per gradient: EOT wrapper (pgd), APGD eot_iter (AA-rand: 20)
     random_start: bool = True  # PGD starts at a random point of the budget (the unbounded check starts at x)
 
     @field_validator("epsilons", mode="before")
@@ -51,7 +51,8 @@ class AttackSpec(StrictModel):
         return self.eot_samples if self.name == "pgd" else 1
 
 
-def make_attack(spec: AttackSpec, model: nn.Module, epsilon: float, *, num_classes: int, seed: int) -> torchattacks.Attack:
+def make_attack(spec: AttackSpec, model: nn.Module, epsilon: float, *, num_classes: int,
+                seed: int) -> torchattacks.Attack:
     """Return the torchattacks attack of `spec` at budget `epsilon` against `model` (inputs in [0, 1])."""
     if spec.name == "autoattack_rand" and (spec.steps, spec.eot_samples) == (10, AUTOATTACK_RAND_EOT):
         return torchattacks.AutoAttack(model, norm=spec.norm, eps=epsilon, version="rand", n_classes=num_classes,

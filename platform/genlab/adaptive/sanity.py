@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-UNBOUNDED_MAX_ACCURACY = 0.05  # an attack with epsilon = 1 must drive accuracy to at most this, else gradients are masked
+UNBOUNDED_MAX_ACCURACY = 0.05  # epsilon = 1 must drive accuracy to at most this, else gradients are masked
 
 
 @dataclass(frozen=True)

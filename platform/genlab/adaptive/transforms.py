@@ -74,7 +74,7 @@ class LangevinTransform(StochasticTransform):
         self.step_size, self.temperature = step_size, temperature
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Return Psi_T(x) in [0, 1] for images x [N, C, H, W] in [0, 1] (graph kept when differentiable and x needs grad)."""
+        """Return Psi_T(x) in [0, 1] for images x [N, C, H, W] in [0, 1] (graph kept if differentiable)."""
         keys = self._keys(x)
         keep_graph = self.differentiable and x.requires_grad and torch.is_grad_enabled()
         state = 2 * x - 1

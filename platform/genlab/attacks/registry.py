@@ -37,7 +37,8 @@ TARGETED_CRAFTERS: dict[str, Callable[..., PoisonSet]] = {"gradient_matching": c
 
 
 def craft_poisons(cfg: BadNetsConfig | BlendConfig | ImportedPoisonConfig | NarcissusConfig | HiddenTriggerConfig
-                  | SleeperAgentConfig, train: ImageSet, seed: int, transform: PixelTransform | None = None) -> PoisonSet:
+                  | SleeperAgentConfig, train: ImageSet, seed: int,
+                  transform: PixelTransform | None = None) -> PoisonSet:
     """Return the PoisonSet that attack `cfg` crafts against the clean training set `train`.
 
     `transform`: the defender's purifier, which the defense-aware attacks (NarcissusAwareConfig) need.

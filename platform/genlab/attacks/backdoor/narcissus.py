@@ -61,7 +61,7 @@ class NarcissusAwareConfig(NarcissusConfig):
 
     name: Literal["narcissus_ebm_aware", "narcissus_ddpm_aware"] = "narcissus_ebm_aware"
     purifier_steps: int = Field(50, ge=1)  # Langevin steps (ebm) or t* (ddpm) of the purifier inside the optimisation
-    gradient: Literal["full", "bpda"] = "full"  # differentiate through the purifier's chain, or BPDA (identity backward)
+    gradient: Literal["full", "bpda"] = "full"  # through the purifier's chain, or BPDA (identity backward)
     purifier_checkpoint: str | None = None  # the purifier's model; None = the one the crafting job provisions
 
 
