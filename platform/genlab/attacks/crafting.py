@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import Field
 
-from genlab.attacks.backdoor.narcissus import NarcissusConfig
+from genlab.attacks.backdoor.narcissus import NarcissusConfig, PixelTransform
 from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
 from genlab.attacks.surrogate import clean_surrogate
 from genlab.attacks.targeted.base import runner_up_classes
@@ -96,12 +96,13 @@ def surrogate_description(cfg: Any, dataset_hash: str) -> dict[str, Any] | None:
 
 
 def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str | Path,
-                 progress: Progress | None = None) -> CraftedPoisons:
+                 progress: Progress | None = None, transform: PixelTransform | None = None) -> CraftedPoisons:
     """Return attack `cfg`'s PoisonSet against `train`, crafted into (or read back from) the cache under `root`.
 
     Targeted attacks craft `cfg.trials` trials from `make_trials` (adversarial class: `adversarial_choice`),
     each saved when done and skipped on a rerun; their sets are merged when they share an
-    adversarial class. `progress` gets one line per trial (default: print).
+    adversarial class. `progress` gets one line per trial (default: print). `transform` is the
+    defender's purifier, for the defense-aware attacks (`craft_poisons`).
     """
     progress = progress or print_progress
     key = cache_key(train.hash, cfg, seed)
@@ -117,7 +118,7 @@ def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str
             poison = load_poison_set_for(poison_path, train)
         else:
             progress(f"{cfg.name}: crafting into {directory}")
-            poison, crafted = craft_poisons(cfg, train, seed), [0]
+            poison, crafted = craft_poisons(cfg, train, seed, transform), [0]
             write_json_atomic(directory / "provenance.json", provenance)
             poison.save(poison_path)
         return CraftedPoisons(directory, poison, poison_path, [], None, crafted, provenance)

@@ -12,11 +12,16 @@
    with the trigger added and their correct labels kept (clean-label).
 4. Test time: the trigger is multiplied by `test_magnitude` (the paper uses 3); the PoisonSet
    carries it so `poison_success_rate` applies it.
+
+Defense-aware variants (`narcissus_ebm_aware`, `narcissus_ddpm_aware`; PureGen App. E.2.1): the
+surrogate sees `transform(clip(x + delta))` in step 2, where `transform` is the defender's
+purifier as a callable on float NCHW pixel tensors. attacks/ never imports purify/: the caller
+builds it (`genlab.sweep.adaptive.aware`) and passes it in.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -29,6 +34,7 @@ from genlab.data import DatasetConfig, load_dataset
 from genlab.data.convert import PIXEL, match_format, to_tensor
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet, Trigger
+from genlab.errors import ConfigError
 from genlab.runtime import Progress, print_progress
 from genlab.train.classifier import ClassifierConfig, train_classifier
 
@@ -50,6 +56,18 @@ class NarcissusConfig(BackdoorAttackConfig):
     progress_every: int = Field(100, ge=1)  # a progress line every this many steps
 
 
+class NarcissusAwareConfig(NarcissusConfig):
+    """Narcissus whose trigger optimisation sees the defender's purifier (PureGen Table 11: EBM, 50 Langevin steps)."""
+
+    name: Literal["narcissus_ebm_aware", "narcissus_ddpm_aware"] = "narcissus_ebm_aware"
+    purifier_steps: int = Field(50, ge=1)  # Langevin steps (ebm) or t* (ddpm) of the purifier inside the optimisation
+    gradient: Literal["full", "bpda"] = "full"  # through the purifier's chain, or BPDA (identity backward)
+    purifier_checkpoint: str | None = None  # the purifier's model; None = the one the crafting job provisions
+
+
+PixelTransform = Callable[[torch.Tensor], torch.Tensor]  # float NCHW pixels [0, 255] -> the same (e.g. a purifier)
+
+
 def pood_set(cfg: NarcissusConfig, shape: tuple[int, int, int]) -> ImageSet:
     """Return the POOD training split (uint8 NHWC, its own labels) at the victim's image `shape` (H, W, C)."""
     pood, _ = load_dataset(DatasetConfig(name=cfg.pood, image_size=shape[0], samples_per_class=cfg.pood_samples_per_class))
@@ -66,11 +84,12 @@ def train_surrogate(cfg: NarcissusConfig, train: ImageSet, pood: ImageSet) -> to
 
 
 def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: np.ndarray, target_index: int,
-                     seed: int, progress: Progress) -> np.ndarray:
+                     seed: int, progress: Progress, transform: PixelTransform | None = None) -> np.ndarray:
     """Return the trigger delta, float32 [H,W,C] in [-epsilon, epsilon] pixel units.
 
     Minimises the surrogate's cross-entropy of the target class (its class `target_index`) on
-    `clip(x + delta, 0, 255)` over minibatches of `images` (POOD + target class).
+    `clip(x + delta, 0, 255)` over minibatches of `images` (POOD + target class), passed through
+    `transform` first when one is given.
     """
     device = model_device(surrogate)
     data = to_tensor(images, PIXEL, device)
@@ -80,7 +99,8 @@ def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: n
     target = torch.full((min(cfg.trigger_batch_size, len(data)),), target_index, dtype=torch.long, device=device)
     for step in range(1, cfg.trigger_steps + 1):
         index = torch.randperm(len(data), generator=generator)[:cfg.trigger_batch_size].to(device)
-        loss = F.cross_entropy(surrogate((data[index] + delta).clamp(0, 255)), target[:len(index)])
+        triggered = (data[index] + delta).clamp(0, 255)
+        loss = F.cross_entropy(surrogate(transform(triggered) if transform else triggered), target[:len(index)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -91,11 +111,16 @@ def optimise_trigger(cfg: NarcissusConfig, surrogate: torch.nn.Module, images: n
     return delta.detach()[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
 
-def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: Progress | None = None) -> PoisonSet:
+def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: Progress | None = None,
+                    transform: PixelTransform | None = None) -> PoisonSet:
     """Return the Narcissus PoisonSet for `train`: clean-label triggered target-class rows within epsilon.
 
     `progress` receives one line per stage and per `progress_every` trigger steps (default: print).
+    `transform` (the purifier) is required by the defense-aware configs and used in the trigger optimisation.
     """
+    if isinstance(cfg, NarcissusAwareConfig) and transform is None:
+        raise ConfigError(f"attack {cfg.name} crafts through the defender's purifier: craft it with "
+                          f"`python jobs/aware_poisons.py` (same work_dir and seed), which caches it for the sweep")
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
     progress = progress or print_progress
@@ -105,12 +130,12 @@ def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: 
     surrogate = train_surrogate(cfg, train, pood)
     target_images = train.images[train.labels == cfg.target_class]
     delta = optimise_trigger(cfg, surrogate, np.concatenate([pood.images, target_images]), len(pood.classes),
-                             seed, progress)
+                             seed, progress, transform)
     h, w, c = train.shape
     trigger = Trigger(mask=np.zeros((h, w, 1), dtype=np.float32), pattern=np.zeros((h, w, c), dtype=np.uint8),
                       delta=delta)
     rows = choose_target_rows(train.labels, cfg.target_class, cfg.poison_fraction, seed)
     return PoisonSet(base_indices=rows, images=trigger.apply(train.images[rows]), labels=train.labels[rows].copy(),
-                     attack="narcissus", kind="backdoor", dataset_hash=train.hash, seed=seed,
+                     attack=cfg.name, kind="backdoor", dataset_hash=train.hash, seed=seed,
                      config=cfg.model_dump(mode="json"), target_class=cfg.target_class, epsilon=cfg.epsilon,
                      trigger=trigger, test_magnitude=cfg.test_magnitude)
