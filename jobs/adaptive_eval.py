@@ -18,10 +18,10 @@ Exit codes: 0 every sanity check passed, 1 one failed (the last line says which)
 
 from pathlib import Path
 
-from genlab.sweep.adaptive import AdaptiveEvalConfig, last_line, run_adaptive_eval
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
+from genlab.sweep.adaptive import AdaptiveEvalConfig, last_line, run_adaptive_eval
 from genlab.sweep.provisioning import provide_models
 
 

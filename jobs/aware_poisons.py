@@ -20,13 +20,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from genlab.sweep.adaptive import compare_triggers, craft_aware
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
+from genlab.sweep.adaptive import compare_triggers, craft_aware
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.runner import run_sweep
 from genlab.sweep.training_sets import provision_models

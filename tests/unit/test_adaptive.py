@@ -7,16 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from genlab.sweep.adaptive.aware import compare_triggers
-from genlab.sweep.adaptive.eot import PurifiedClassifier, bpda
-from genlab.sweep.adaptive.robustness import AttackSpec, accuracy, robust_accuracy
-from genlab.sweep.adaptive.sanity import noise_margin, robust_below_clean, stronger_not_better, unbounded_breaks
-from genlab.sweep.adaptive.transforms import DdpmTransform, LangevinTransform, QuantizeTransform
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig, craft_narcissus, optimise_trigger
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
 from genlab.models.ddpm import DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
+from genlab.sweep.adaptive.aware import compare_triggers
+from genlab.sweep.adaptive.eot import PurifiedClassifier, bpda
+from genlab.sweep.adaptive.robustness import AttackSpec, accuracy, robust_accuracy
+from genlab.sweep.adaptive.sanity import noise_margin, robust_below_clean, stronger_not_better, unbounded_breaks
+from genlab.sweep.adaptive.transforms import DdpmTransform, LangevinTransform, QuantizeTransform
 
 
 def _energy_net() -> nn.Module:

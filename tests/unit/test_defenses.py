@@ -11,6 +11,10 @@ import torch
 from torch import nn
 
 from genlab.config import load_config
+from genlab.errors import ConfigError
+from genlab.models.classifiers import NormalizedClassifier, build_classifier
+from genlab.sweep.config import SweepConfig
+from genlab.train.classifier import ClassifierConfig
 from genlab.train.defenses import (
     ActivationClusteringSettings,
     DefenseStatus,
@@ -28,10 +32,6 @@ from genlab.train.defenses.facility_location import (
 )
 from genlab.train.defenses.filters import activation_clustering_flags, penultimate_features, spectral_signature_flags
 from genlab.train.defenses.friendly_noise import FriendlyNoiseTraining, friendly_noise
-from genlab.errors import ConfigError
-from genlab.models.classifiers import NormalizedClassifier, build_classifier
-from genlab.sweep.config import SweepConfig
-from genlab.train.classifier import ClassifierConfig
 from tests.helpers import REPO
 
 

@@ -9,12 +9,12 @@ from pydantic import Field, field_validator, model_validator
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
-from genlab.train.defenses import DefenseConfig, EpicSettings, FriendlyNoiseSettings
 from genlab.purify import PurifierConfig
 from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings, NoneSettings
 from genlab.purify.stage import PurificationStageConfig
 from genlab.runtime import RaySettings
 from genlab.train.classifier import ClassifierConfig
+from genlab.train.defenses import DefenseConfig, EpicSettings, FriendlyNoiseSettings
 from genlab.workspace import in_workspace
 
 STORAGE_SCHEMES = ("s3", "gs")  # remote Tune storage Ray reaches through pyarrow (AWS S3, Google Cloud Storage)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
-from genlab.train.defenses import DefenseSettings
 from genlab.purify.baselines import NoneSettings
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.training_sets import TrainingSet, purify_training_sets
+from genlab.train.defenses import DefenseSettings
 
 
 def defense_training_sets(cfg: SweepConfig, sets: list[TrainingSet], train: ImageSet, poisons: dict[str, PoisonSet],

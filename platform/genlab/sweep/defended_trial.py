@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from pydantic import TypeAdapter
 
-from genlab.train.defenses import DefenseConfig, DefenseStatus, detection_scores, train_defended
 from genlab.train.classifier import ClassifierConfig, train_classifier
+from genlab.train.defenses import DefenseConfig, DefenseStatus, detection_scores, train_defended
 
 TrialReport = Callable[[int, float, torch.nn.Module, dict[str, float]], None]
 _DEFENSE = TypeAdapter(DefenseConfig)

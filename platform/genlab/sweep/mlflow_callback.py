@@ -16,8 +16,8 @@ from typing import Any
 
 from mlflow.entities import Metric
 
-from genlab.train.defenses import DEFENSE_NAMES
 from genlab.tracking import NestedRunCallback
+from genlab.train.defenses import DEFENSE_NAMES
 
 DETECTION_METRICS = ("detection_precision", "detection_recall", "rows_dropped")  # defenses that drop rows
 METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s", "cost_s", *DETECTION_METRICS)

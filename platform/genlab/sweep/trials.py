@@ -15,7 +15,6 @@ from ray import tune
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
-from genlab.train.defenses import DEFENSE_NAMES
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.defended_sets import is_defense
 from genlab.sweep.mlflow_callback import DETECTION_METRICS, MlflowTrialCallback
@@ -23,6 +22,7 @@ from genlab.sweep.search import grid_specs, search_plan
 from genlab.sweep.trainable import defense_trial
 from genlab.sweep.training_sets import TrainingSet
 from genlab.tracking import TrackedRun, params_for, standard_tags, tracking_uri
+from genlab.train.defenses import DEFENSE_NAMES
 
 
 def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dict[str, PoisonSet], *,

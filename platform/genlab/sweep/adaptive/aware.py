@@ -17,8 +17,6 @@ from typing import Any
 
 import torch
 
-from genlab.sweep.adaptive.eot import bpda
-from genlab.sweep.adaptive.transforms import transform_for
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig, PixelTransform
 from genlab.attacks.crafting import craft_cached
 from genlab.data.imageset import ImageSet
@@ -27,6 +25,8 @@ from genlab.errors import ConfigError
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
 from genlab.runtime import derive_seed, resolve_device
+from genlab.sweep.adaptive.eot import bpda
+from genlab.sweep.adaptive.transforms import transform_for
 
 AWARE_OF = {"narcissus_ebm_aware": EbmSettings, "narcissus_ddpm_aware": DdpmSettings}  # attack -> purifier it sees
 

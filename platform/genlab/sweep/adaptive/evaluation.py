@@ -18,6 +18,13 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from genlab.config import StrictModel
+from genlab.data import DatasetConfig, ImageSet
+from genlab.data.convert import UNIT, to_tensor
+from genlab.fileio import write_json_atomic
+from genlab.purify.ddpm import DdpmSettings
+from genlab.purify.ebm import EbmSettings
+from genlab.runtime import Progress, derive_seed, print_progress, resolve_device
 from genlab.sweep.adaptive.eot import PurifiedClassifier
 from genlab.sweep.adaptive.robustness import AttackOutcome, AttackSpec, accuracy, robust_accuracy
 from genlab.sweep.adaptive.sanity import (
@@ -28,13 +35,6 @@ from genlab.sweep.adaptive.sanity import (
     undefended_not_stronger,
 )
 from genlab.sweep.adaptive.transforms import IdentityTransform, QuantizeSettings, StochasticTransform, transform_for
-from genlab.config import StrictModel
-from genlab.data import DatasetConfig, ImageSet
-from genlab.data.convert import UNIT, to_tensor
-from genlab.fileio import write_json_atomic
-from genlab.purify.ddpm import DdpmSettings
-from genlab.purify.ebm import EbmSettings
-from genlab.runtime import Progress, derive_seed, print_progress, resolve_device
 from genlab.tracking import tracked_run
 from genlab.train.classifier import ClassifierConfig, train_classifier
 

@@ -22,8 +22,8 @@ from sklearn.metrics import silhouette_score
 from torch import nn
 
 from genlab.data.convert import PIXEL, to_tensor
-from genlab.train.defenses.settings import ActivationClusteringSettings, SpectralSignaturesSettings
 from genlab.models.classifiers import head_name
+from genlab.train.defenses.settings import ActivationClusteringSettings, SpectralSignaturesSettings
 
 
 @torch.no_grad()

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genlab.models.classifiers import NormalizedClassifier
+from genlab.runtime import seeded_generator
+from genlab.train.classifier import ClassifierConfig, EpochCallback, train_classifier
 from genlab.train.defenses.epic import EpicTraining
 from genlab.train.defenses.filters import activation_clustering_flags, penultimate_features, spectral_signature_flags
 from genlab.train.defenses.friendly_noise import FriendlyNoiseTraining
@@ -26,9 +29,6 @@ from genlab.train.defenses.settings import (
     FriendlyNoiseSettings,
     SpectralSignaturesSettings,
 )
-from genlab.models.classifiers import NormalizedClassifier
-from genlab.runtime import seeded_generator
-from genlab.train.classifier import ClassifierConfig, EpochCallback, train_classifier
 
 
 @dataclass
