@@ -129,7 +129,8 @@ class BatchedMLP(nn.Module):
 class NodeNets(nn.Module):
     """One scalar-output MLP per (replica, selected node): node j of replica r sees x[r] * masks[:, j].
 
-    `masks` float [n, m] (column = the inputs of one selected node), `nodes` the m node indices
+    `masks` float [n, m] (column = the inputs of one selected node), or [R, n, m] for one mask
+    set per replica (many candidate graphs trained as one batch); `nodes` the m node indices
     (the seed key of each net), `seeds` one seed per replica. Maps x [R, B, n] to [R, B, m].
     """
 
@@ -137,7 +138,9 @@ class NodeNets(nn.Module):
                  seeds: list[int], role: int) -> None:
         super().__init__()
         self.num_nodes = len(nodes)
-        self.nets = BatchedMLP(np.tile(masks.T, (len(seeds), 1)), hidden, 1, dropout=dropout,
+        per_replica = masks.transpose(0, 2, 1).reshape(-1, masks.shape[1]) if masks.ndim == 3 else \
+            np.tile(masks.T, (len(seeds), 1))
+        self.nets = BatchedMLP(per_replica, hidden, 1, dropout=dropout,
                                seeds=[(seed, role, node) for seed in seeds for node in nodes])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,13 +151,16 @@ class NodeNets(nn.Module):
 
 
 class CausalGen(nn.Module):
-    """Causal Gen: x_hat_j = theta_j(x * S[:, j]) for endogenous j, x_hat_j = x_j for exogenous j."""
+    """Causal Gen: x_hat_j = theta_j(x * S[:, j]) for endogenous j, x_hat_j = x_j for exogenous j.
+
+    `prior` S float [n, n], or [R, n, n] for one prior per replica (candidate graphs as replicas).
+    """
 
     def __init__(self, prior: np.ndarray, exogenous: np.ndarray, hidden: list[int], *, dropout: float,
                  seeds: list[int]) -> None:
         super().__init__()
         self.endogenous = [j for j in range(len(exogenous)) if not exogenous[j]]
-        self.nets = NodeNets(prior[:, self.endogenous], self.endogenous, hidden, dropout=dropout, seeds=seeds,
+        self.nets = NodeNets(prior[..., self.endogenous], self.endogenous, hidden, dropout=dropout, seeds=seeds,
                              role=NODE_NETS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,7 +251,8 @@ def fully_connected_prior(num_variables: int, exogenous: np.ndarray) -> np.ndarr
 
 def build_model(settings: CausalGenSettings | CausalVariationalGenSettings | VAESettings, prior: np.ndarray,
                 exogenous: np.ndarray, *, seeds: list[int]) -> nn.Module:
-    """Return a fresh model with one replica per entry of `seeds`, over prior [n, n] and exogenous mask [n].
+    """Return a fresh model with one replica per entry of `seeds`, over prior [n, n] (or one per replica,
+    [R, n, n]; causal models only) and exogenous mask [n].
 
     The fully connected predictor ignores `prior` (it uses `fully_connected_prior`); the VAE
     ignores both (it is not structured).

@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.causal.splits import Standardizer, tail_split
+from genlab.causal.splits import Standardizer, split_mask
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
 from genlab.models.causal import CausalGenSettings, CausalVariationalGenSettings, VAESettings, build_model
@@ -40,12 +40,17 @@ class Replica:
     test: np.ndarray
 
 
-def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: float) -> list[Replica]:
-    """Return one replica per (seed, column), seeds in the order of `tables`, then columns."""
+def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: float, kind: str = "tail"
+                  ) -> list[Replica]:
+    """Return one replica per (seed, column), seeds in the order of `tables`, then columns.
+
+    kind `tail`: the test rows are the `quantile` tail of the column; `random`: a random share of
+    the same size (genlab.causal.splits.split_mask).
+    """
     replicas = []
     for seed, table in tables.items():
         for column in columns:
-            test = tail_split(table[:, column], quantile)
+            test = split_mask(table, column, kind, quantile, seed)
             scaler = Standardizer.fit(table[~test])
             replicas.append(Replica(seed, column, scaler.transform(table[~test]), scaler.transform(table[test])))
     return replicas
