@@ -12,7 +12,8 @@ never share weights; stacking them only turns many tiny matmuls into a few batch
   a Causal Gen layer maps z to z_hat, per-variable decoders give x_hat. Loss MSE (+ beta KL).
 - Fully connected predictor (5.4): Causal Gen whose every endogenous node sees all other
   variables (the fully connected hypothesis), same networks and training.
-- VAE (5.4, `RowVAE`): MLP encoder and decoder over the whole row.
+- VAE (5.4, `RowVAE`): MLP encoder and decoder over the whole row; it predicts each endogenous
+  column from the row with that column hidden (trained to fill in), not from a row containing it.
 
 Each network is initialised from its own seed `(replica seed, role, node)`: two models whose
 node j has the same parents start node j from the same weights and, trained on the same
@@ -210,10 +211,18 @@ class CausalVariationalGen(nn.Module):
 
 
 class RowVAE(nn.Module):
-    """VAE over the whole row: MLP encoder to N(mu, sigma^2) over `latent_dim`, MLP decoder back."""
+    """VAE over the whole row: MLP encoder to N(mu, sigma^2) over `latent_dim`, MLP decoder back.
 
-    def __init__(self, num_variables: int, settings: VAESettings, *, seeds: list[int]) -> None:
+    Scored like the predictors, on held-out targets: `predict` fills each endogenous column j
+    from the row with column j hidden (set to 0, the train mean) and copies the exogenous ones,
+    so the VAE never sees the value it is scored on. It is trained to fill in: each training row
+    has one random endogenous column hidden from the encoder and the whole row reconstructed.
+    """
+
+    def __init__(self, exogenous: np.ndarray, settings: VAESettings, *, seeds: list[int]) -> None:
         super().__init__()
+        num_variables = len(exogenous)
+        self.endogenous = [j for j in range(num_variables) if not exogenous[j]]
         self.latent = settings.latent_dim or num_variables
         self.encoder = BatchedMLP(np.ones((len(seeds), num_variables), dtype=np.float32), settings.hidden,
                                   2 * self.latent, dropout=0.0, seeds=[(seed, MEAN_ENCODER) for seed in seeds])
@@ -228,12 +237,22 @@ class RowVAE(nn.Module):
         return self.decoder(z), mu, logvar
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the reconstruction x_hat [R, B, n] (standardised units)."""
-        return self(x)[0]
+        """Return x_hat [R, B, n]: exogenous columns copied, each endogenous column j decoded from x with j hidden."""
+        out = x.clone()
+        for j in self.endogenous:
+            hidden = x.clone()
+            hidden[..., j] = 0.0
+            out[..., j] = self(hidden)[0][..., j]
+        return out
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the negative ELBO per replica [R]: sum of squared errors + beta_kl * KL (nats per row)."""
-        x_hat, mu, logvar = self(x)
+        """Return the negative ELBO per replica [R] of rows with one random endogenous column hidden from the
+        encoder: sum of squared errors of the whole row + beta_kl * KL (nats per row)."""
+        hidden = x.clone()
+        if self.endogenous:
+            pick = torch.as_tensor(self.endogenous)[torch.randint(len(self.endogenous), x.shape[:2])]
+            hidden.scatter_(-1, pick.unsqueeze(-1), 0.0)
+        x_hat, mu, logvar = self(hidden)
         return ((x_hat - x) ** 2).sum(dim=-1).mean(dim=1) + self.beta_kl * _kl_standard_normal(mu, logvar)
 
 
@@ -258,7 +277,7 @@ def build_model(settings: CausalGenSettings | CausalVariationalGenSettings | VAE
     ignores both (it is not structured).
     """
     if settings.kind == "vae":
-        return RowVAE(len(exogenous), settings, seeds=seeds)
+        return RowVAE(exogenous, settings, seeds=seeds)
     if settings.kind == "causal_variational_gen":
         return CausalVariationalGen(prior, exogenous, settings, seeds=seeds)
     if settings.kind == "fully_connected":
