@@ -22,7 +22,7 @@ is the share of its candidates rejected at `alpha`.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from typing import Any
 
@@ -44,6 +44,7 @@ from genlab.causal.random_graphs import random_dag
 from genlab.causal.scm import SCMSettings, scm_dataset
 from genlab.config import StrictModel
 from genlab.models.causal import CausalGenSettings
+from genlab.runtime import print_progress
 
 SPLIT_KINDS = {"deliberate": "tail", "random": "random"}  # result name -> genlab.causal.splits kind
 
@@ -61,11 +62,11 @@ class PowerSettings(StrictModel):
     num_samples: int = Field(250, ge=20)  # rows per table (the papers' N = 250)
     snr_db: float | None = 5.0  # child noise (signal power reference)
     quantile: float = Field(0.75, gt=0.5, lt=1)  # tail split: test = rows above this quantile; random: same share
-    max_adds: int = Field(4, ge=0)  # single-edge additions drawn per graph (all removals and reversals are kept)
+    max_adds: int = Field(3, ge=0)  # single-edge additions drawn per graph (all removals and reversals are kept)
     distances: list[int] = Field(default_factory=lambda: [2, 3])  # also random candidates at these SHDs ...
     per_distance: int = Field(1, ge=0)  # ... this many each
     model: CausalGenSettings = Field(default_factory=lambda: CausalGenSettings(hidden=[8, 8]))
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(epochs=40, lr=1e-2))
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(epochs=30, lr=1e-2))
     alpha: float = Field(0.05, gt=0, lt=1)  # level of the paired test
     seed: int = 0  # graphs and candidate draws
     processes: int = Field(2, ge=1)  # graphs studied in parallel (one process each, one torch thread)
@@ -92,6 +93,20 @@ def power_candidates(truth: CausalGraph, settings: PowerSettings, rng: np.random
     return graphs
 
 
+def score_candidates(candidates: list[CausalGraph], truth: CausalGraph, tables: dict[int, np.ndarray],
+                     columns: list[int], model: CausalGenSettings, train: TrainSettings, quantile: float, kind: str
+                     ) -> list[CandidateResult]:
+    """Train one Causal Gen replica per candidate x seed x split column (one batched model); return each
+    candidate's errors [seeds, splits] on the `kind` splits (tail or random), in candidate order."""
+    replicas = make_replicas(tables, columns, quantile, kind)
+    priors = np.stack([g.structural_prior() for g in candidates for _ in replicas])
+    errors = ood_errors(model, train, priors, truth.exogenous_mask(), replicas * len(candidates))
+    shape = (len(candidates), len(tables), len(columns))
+    ood, train = errors["ood_mse"].reshape(shape), errors["train_mse"].reshape(shape)
+    return [CandidateResult(g.name, g, structural_hamming_distance(truth, g), ood[c], train[c])
+            for c, g in enumerate(candidates)]
+
+
 def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
     """Train every candidate of graph `index` on both split kinds; return the truth's rank and each test."""
     torch.set_num_threads(1)
@@ -109,12 +124,8 @@ def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
                               "candidates": [{"name": g.name, "shd": d.shd, "missing": d.missing, "extra": d.extra}
                                              for g, d in zip(candidates, distances)]}
     for name, kind in SPLIT_KINDS.items():
-        replicas = make_replicas(tables, columns, settings.quantile, kind)
-        priors = np.stack([g.structural_prior() for g in candidates for _ in replicas])
-        errors = ood_errors(settings.model, settings.train, priors, truth.exogenous_mask(), replicas * len(candidates))
-        ood = errors["ood_mse"].reshape(len(candidates), len(seeds), len(columns))
-        train = errors["train_mse"].reshape(len(candidates), len(seeds), len(columns))
-        results = [CandidateResult(g.name, g, d, ood[c], train[c]) for c, (g, d) in enumerate(zip(candidates, distances))]
+        results = score_candidates(candidates, truth, tables, columns, settings.model, settings.train,
+                                   settings.quantile, kind)
         order = [r.name for r in tested_rank_order(results, settings.alpha)]
         truth_errors = results[0].per_seed
         result[f"true_rank_{name}"] = order.index("true") + 1
@@ -158,6 +169,11 @@ def run_power_study(settings: PowerSettings) -> dict[str, Any]:
         graphs = [study_graph(settings, index) for index in indices]
     else:
         with ProcessPoolExecutor(settings.processes, mp_context=get_context("spawn")) as pool:
-            graphs = list(pool.map(study_graph, [settings] * len(indices), indices))
+            futures = [pool.submit(study_graph, settings, index) for index in indices]
+            for done, future in enumerate(as_completed(futures), start=1):
+                graph = future.result()
+                print_progress(f"power study: {done}/{len(indices)} graphs: {graph['name']} true rank "
+                               f"{graph['true_rank_deliberate']} (deliberate), {graph['true_rank_random']} (random)")
+            graphs = [future.result() for future in futures]
     return {**aggregate(graphs, settings.alpha), "seeds": settings.seeds, "alpha": settings.alpha,
             "seconds": round(time.time() - start, 1), "per_graph": graphs}
