@@ -14,7 +14,7 @@ Last line: one JSON object with `graphs`, `true_graph_first_rate_deliberate`,
 `true_graph_first_rate_random` (and `..._se_rule`, by family), `power_by_shd_<split>`
 (share of candidates at each SHD that the paired test rejects), `power_missing_or_reversed_<split>`,
 `power_extra_only_<split>`, `candidates_by_shd`, `seconds`. With `--out FILE` the per-graph
-results are written there as JSON too.
+results are written there as JSON too, and appended to FILE.jsonl as each graph finishes.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ def main() -> None:
     parser.add_argument("--graphs", type=int, default=defaults.graphs)
     parser.add_argument("--seeds", type=int, default=defaults.seeds)
     parser.add_argument("--processes", type=int, default=defaults.processes)
-    parser.add_argument("--out", type=Path, default=None, help="also write the full result (per graph) here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the full result here, and each graph's result to OUT.jsonl as it finishes")
     args = parser.parse_args()
-    result = run_power_study(PowerSettings(graphs=args.graphs, seeds=args.seeds, processes=args.processes))
+    log = args.out.with_suffix(".jsonl") if args.out else None
+    result = run_power_study(PowerSettings(graphs=args.graphs, seeds=args.seeds, processes=args.processes), log)
     if args.out:
         write_json_atomic(args.out, result)
     print(json.dumps({key: value for key, value in result.items() if key != "per_graph"}))

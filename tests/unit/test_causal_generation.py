@@ -143,3 +143,36 @@ def test_sachs_files_come_from_cdt_and_the_graph_file_is_the_consensus_less_one_
     assert table.shape == (7466, 11) and np.isfinite(table).all()
     with pytest.raises(Exception, match="config key graph"):
         sachs_table(("praf", "nope"))
+
+
+def test_scm_counterfactual_from_the_rows_own_noise():
+    from genlab.causal.interventions import do_scm
+    from genlab.causal.scm import SCMSettings, build_scm
+
+    scm = build_scm(GRAPH, SCMSettings(mechanism="linear"), seed=0)
+    rows, noise = scm.sample_with_noise(300, np.random.default_rng(1))
+    np.testing.assert_array_equal(rows, scm.sample(300, np.random.default_rng(1)))
+    np.testing.assert_allclose(scm.from_noise(noise), rows)
+    counterfactual = do_scm(scm, {"x2": 1.0}).from_noise(noise)
+    np.testing.assert_array_equal(counterfactual[:, :2], rows[:, :2])  # x0, x1 are not downstream of x2
+    assert np.all(counterfactual[:, 2] == 1.0) and not np.allclose(counterfactual[:, 3], rows[:, 3])
+    # x3 = f(x2) + s e3 with linear f: the counterfactual moves every row's x3 by the same amount
+    shift = counterfactual[:, 3] - rows[:, 3]
+    np.testing.assert_allclose(shift, shift[0] + (rows[:, 2] - rows[0, 2]) * (shift[1] - shift[0]) /
+                               (rows[1, 2] - rows[0, 2]), atol=1e-8)
+
+
+def test_significance_rule_ignores_a_supergraph_that_wins_by_chance():
+    from genlab.causal.candidates import Distance
+    from genlab.causal.gen.ranking import CandidateResult, rank_order, tested_rank_order
+
+    truth = GRAPH.with_edges(GRAPH.edges, "true")
+    extra = GRAPH.with_edges([*GRAPH.edges, ("x0", "x3")], "extra")
+    missing = GRAPH.with_edges(GRAPH.edges[1:], "missing")
+    errors = {"true": np.array([1.0, 1.1, 0.9, 1.0, 1.05, 0.95]),
+              "extra": np.array([0.9, 1.0, 0.8, 0.9, 1.1, 1.0]),  # lower in 4 of 6 seeds, by chance
+              "missing": np.array([1.5, 1.6, 1.4, 1.5, 1.55, 1.45])}
+    results = [CandidateResult(g.name, g, Distance(0, 0, 0), errors[g.name][:, None], errors[g.name][:, None])
+               for g in (truth, extra, missing)]
+    assert [r.name for r in rank_order(results)][0] == "extra"  # beyond one standard error
+    assert [r.name for r in tested_rank_order(results, 0.05)] == ["true", "extra", "missing"]

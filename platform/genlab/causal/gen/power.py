@@ -21,9 +21,11 @@ is the share of its candidates rejected at `alpha`.
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,7 +68,7 @@ class PowerSettings(StrictModel):
     distances: list[int] = Field(default_factory=lambda: [2, 3])  # also random candidates at these SHDs ...
     per_distance: int = Field(1, ge=0)  # ... this many each
     model: CausalGenSettings = Field(default_factory=lambda: CausalGenSettings(hidden=[8, 8]))
-    train: TrainSettings = Field(default_factory=lambda: TrainSettings(epochs=30, lr=1e-2))
+    train: TrainSettings = Field(default_factory=lambda: TrainSettings(epochs=20, lr=1e-2))
     alpha: float = Field(0.05, gt=0, lt=1)  # level of the paired test
     seed: int = 0  # graphs and candidate draws
     processes: int = Field(2, ge=1)  # graphs studied in parallel (one process each, one torch thread)
@@ -161,8 +163,12 @@ def aggregate(graphs: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     return summary
 
 
-def run_power_study(settings: PowerSettings) -> dict[str, Any]:
-    """Study every graph (in `processes` worker processes); return the aggregate rates plus `per_graph` and `seconds`."""
+def run_power_study(settings: PowerSettings, log: Path | None = None) -> dict[str, Any]:
+    """Study every graph (in `processes` worker processes); return the aggregate rates plus `per_graph` and `seconds`.
+
+    With `log`, each graph's result is appended to that file as one JSON line as soon as it is done
+    (so a run cut short still leaves the graphs it finished; `aggregate` them).
+    """
     start = time.time()
     indices = list(range(settings.graphs))
     if settings.processes == 1:
@@ -172,6 +178,9 @@ def run_power_study(settings: PowerSettings) -> dict[str, Any]:
             futures = [pool.submit(study_graph, settings, index) for index in indices]
             for done, future in enumerate(as_completed(futures), start=1):
                 graph = future.result()
+                if log is not None:
+                    with log.open("a") as handle:
+                        handle.write(json.dumps(graph) + "\n")
                 print_progress(f"power study: {done}/{len(indices)} graphs: {graph['name']} true rank "
                                f"{graph['true_rank_deliberate']} (deliberate), {graph['true_rank_random']} (random)")
             graphs = [future.result() for future in futures]
