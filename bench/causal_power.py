@@ -33,11 +33,13 @@ def main() -> None:
     parser.add_argument("--graphs", type=int, default=defaults.graphs)
     parser.add_argument("--seeds", type=int, default=defaults.seeds)
     parser.add_argument("--processes", type=int, default=defaults.processes)
+    parser.add_argument("--indices", type=int, nargs="+", default=None, help="study only these graphs")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the full result here, and each graph's result to OUT.jsonl as it finishes")
     args = parser.parse_args()
     log = args.out.with_suffix(".jsonl") if args.out else None
-    result = run_power_study(PowerSettings(graphs=args.graphs, seeds=args.seeds, processes=args.processes), log)
+    result = run_power_study(PowerSettings(graphs=args.graphs, seeds=args.seeds, processes=args.processes), log,
+                             args.indices)
     if args.out:
         write_json_atomic(args.out, result)
     print(json.dumps({key: value for key, value in result.items() if key != "per_graph"}))

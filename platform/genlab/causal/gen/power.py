@@ -163,14 +163,16 @@ def aggregate(graphs: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     return summary
 
 
-def run_power_study(settings: PowerSettings, log: Path | None = None) -> dict[str, Any]:
+def run_power_study(settings: PowerSettings, log: Path | None = None, indices: list[int] | None = None
+                    ) -> dict[str, Any]:
     """Study every graph (in `processes` worker processes); return the aggregate rates plus `per_graph` and `seconds`.
 
     With `log`, each graph's result is appended to that file as one JSON line as soon as it is done
-    (so a run cut short still leaves the graphs it finished; `aggregate` them).
+    (so a run cut short still leaves the graphs it finished; `aggregate` them). `indices` studies only
+    those graphs (default: all `graphs`), e.g. to split a study over machines.
     """
     start = time.time()
-    indices = list(range(settings.graphs))
+    indices = list(range(settings.graphs)) if indices is None else indices
     if settings.processes == 1:
         graphs = [study_graph(settings, index) for index in indices]
     else:
