@@ -58,13 +58,20 @@ def test_true_graph_ranks_first_and_beats_every_missing_or_reversed_edge():
     assert min(row["gap_to_true"] for row in wrong) > 0.05  # missing or reversed edges cost clearly
 
 
+# Each model's own learning rate on the pendulum labels, tuned by tune_learning_rate over {1e-3, 3e-3, 1e-2} on
+# in-distribution validation rows (never the held-out tails), 3 seeds.
+PENDULUM_LR = {"causal_gen": 1e-3, "fully_connected": 1e-3, "vae": 3e-3}
+
+
 def test_causal_model_beats_non_causal_baselines_out_of_distribution_on_the_pendulum():
-    """Pendulum labels (noise 0.1), held-out tails of the light and pendulum angles, 3 seeds."""
+    """Pendulum labels (noise 0.1), held-out tails of the light and pendulum angles, 3 seeds, each model at its own
+    tuned rate; the VAE predicts each shadow label from the row with that label hidden. Measured OOD MSE: Causal Gen
+    0.226, fully connected 0.426, VAE 0.98."""
     replicas = replicas_for(PENDULUM, DataSettings(kind="pendulum"), [0, 1, 2], SplitSettings(variables="exogenous"))
-    train = TrainSettings(lr=1e-2)
-    causal = mean_ood(CausalGenSettings(), PENDULUM, replicas, train)
-    fully_connected = mean_ood(FullyConnectedSettings(), PENDULUM, replicas, train)
-    vae = mean_ood(VAESettings(hidden=[64, 64, 64]), PENDULUM, replicas, train)
+    causal = mean_ood(CausalGenSettings(), PENDULUM, replicas, TrainSettings(lr=PENDULUM_LR["causal_gen"]))
+    fully_connected = mean_ood(FullyConnectedSettings(), PENDULUM, replicas,
+                               TrainSettings(lr=PENDULUM_LR["fully_connected"]))
+    vae = mean_ood(VAESettings(hidden=[64, 64, 64]), PENDULUM, replicas, TrainSettings(lr=PENDULUM_LR["vae"]))
     assert causal.mean() < 0.8 * fully_connected.mean() and (causal < fully_connected).all()
     assert causal.mean() < 0.5 * vae.mean() and (causal < vae).all()
 
@@ -113,11 +120,10 @@ def test_generation_job_causal_gen_generates_and_intervenes_closer_than_the_vae(
     from genlab.config import validate
 
     monkeypatch.chdir(REPO)
-    small = {"hidden": [16, 16], "dropout": 0.0}
+    small = {"hidden": [16, 16], "dropout": 0.0, "lr": 3e-3}
     cfg = validate(GenerateConfig, {"seeds": [0, 1], "num_generated": 1000, "train": {"epochs": 40},
                                     "models": {"causal_gen": small, "fully_connected": small,
-                                               "learning_rates": {"causal_gen": 3e-3, "causal_variational_gen": 1e-2,
-                                                                  "fully_connected": 3e-3, "vae": 3e-3}}})
+                                               "causal_variational_gen": {"lr": 1e-2}, "vae": {"lr": 3e-3}}})
     summary = run_generation_study(cfg, tmp_path / "out")
     rows = {row["model"]: row for row in summary["models"]}
     assert list(rows) == ["true_scm", "causal_gen", "causal_variational_gen", "fully_connected", "vae"]

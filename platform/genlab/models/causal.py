@@ -48,6 +48,7 @@ class CausalGenSettings(StrictModel):
     kind: Literal["causal_gen"] = "causal_gen"
     hidden: list[int] = Field(default_factory=lambda: [100, 100])  # theta_j hidden widths (papers: nonlinear SEM)
     dropout: float = Field(0.1, ge=0, lt=1)  # input dropout on nodes with >= 2 parents
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 class FullyConnectedSettings(CausalGenSettings):
@@ -64,6 +65,7 @@ class CausalVariationalGenSettings(StrictModel):
     hidden: list[int] = Field(default_factory=lambda: [4, 16, 8, 2])  # theta_j hidden widths on the latents
     dropout: float = Field(0.1, ge=0, lt=1)  # input dropout on nodes with >= 2 parents
     beta_kl: float = Field(0.0, ge=0)  # weight of KL(q(z|x) || N(0, I)); 0 = the papers' code
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 class VAESettings(StrictModel):
@@ -73,6 +75,7 @@ class VAESettings(StrictModel):
     hidden: list[int] = Field(default_factory=lambda: [128, 128, 128])  # encoder widths (decoder mirrored)
     latent_dim: int | None = Field(None, ge=1)  # latent size; None = number of variables
     beta_kl: float = Field(1.0, ge=0)  # weight of the KL term (Gaussian decoder, sum of squares)
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 ModelSettings = Annotated[CausalGenSettings | FullyConnectedSettings | CausalVariationalGenSettings | VAESettings,

@@ -48,13 +48,12 @@ COLUMNS = ["model", "energy_distance", "energy_distance_se", "do_mean_error", "d
 
 
 class GenerationModels(StrictModel):
-    """The four generators and each one's own learning rate (tuned: bench/causal_generate.md)."""
+    """The four generators, each with its own learning rate (`lr`; None = train.lr)."""
 
     causal_gen: CausalGenSettings = Field(default_factory=CausalGenSettings)
     causal_variational_gen: CausalVariationalGenSettings = Field(default_factory=CausalVariationalGenSettings)
     fully_connected: CausalGenSettings = Field(default_factory=CausalGenSettings)  # over the complete DAG
     vae: VAESettings = Field(default_factory=lambda: VAESettings(hidden=[64, 64]))
-    learning_rates: dict[str, float] = Field(default_factory=lambda: {name: 3e-3 for name in MODELS})
 
 
 class GenerateConfig(StrictModel):
@@ -66,7 +65,7 @@ class GenerateConfig(StrictModel):
     data: DataSettings = Field(default_factory=DataSettings)  # kind scm only
     test_share: float = Field(0.25, gt=0, lt=1)  # held-out rows
     models: GenerationModels = Field(default_factory=GenerationModels)
-    train: TrainSettings = Field(default_factory=TrainSettings)  # lr is replaced by models.learning_rates
+    train: TrainSettings = Field(default_factory=TrainSettings)  # a model's own lr replaces train.lr
     num_generated: int = Field(2000, ge=100)  # generated rows per model and seed (energy distance, do() means)
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9], min_length=1)  # do() values per node
 
@@ -78,8 +77,7 @@ def _fit(name: str, cfg: GenerateConfig, graph: CausalGraph, replica: Replica) -
     settings = getattr(cfg.models, name)
     torch.manual_seed(replica.seed)
     model = build_model(settings, prior, exogenous, seeds=[replica.seed])
-    lr = cfg.models.learning_rates.get(name, cfg.train.lr)
-    fit(model, [replica], cfg.train.model_copy(update={"lr": lr}))
+    fit(model, [replica], cfg.train.model_copy(update={"lr": settings.lr or cfg.train.lr}))
     return model, prior
 
 

@@ -113,13 +113,14 @@ def ood_errors(settings: CausalGenSettings | CausalVariationalGenSettings | VAES
                on_epoch: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Fit a fresh model (one replica per entry of `replicas`) and score its endogenous columns.
 
-    `settings` picks the model (a fully connected predictor is a CausalGenSettings). Returns `ood_mse` (on each
+    `settings` picks the model (a fully connected predictor is a CausalGenSettings); its own `lr`, if
+    set, replaces train.lr. Returns `ood_mse` (on each
     replica's held-out tail) and `train_mse`, float64 [R] each: the mean over endogenous
     columns, standardised units^2. Seeded from the first replica's seed.
     """
     torch.manual_seed(replicas[0].seed)
     model = build_model(settings, prior, exogenous, seeds=[r.seed for r in replicas])
-    fit(model, replicas, train, on_epoch)
+    fit(model, replicas, train if settings.lr is None else train.model_copy(update={"lr": settings.lr}), on_epoch)
     endogenous = ~exogenous
     return {"ood_mse": column_mse(model, [r.test for r in replicas])[:, endogenous].mean(axis=1),
             "train_mse": column_mse(model, [r.train for r in replicas])[:, endogenous].mean(axis=1)}
@@ -144,6 +145,7 @@ def tune_learning_rate(settings: CausalGenSettings | CausalVariationalGenSetting
     tuning never sees the out-of-distribution tails the models are compared on.
     """
     validation = validation_replicas(replicas)
+    settings = settings.model_copy(update={"lr": None})
     errors = {lr: float(ood_errors(settings, train.model_copy(update={"lr": lr}), prior, exogenous,
                                    validation)["ood_mse"].mean()) for lr in grid}
     return min(errors, key=errors.__getitem__), errors
