@@ -1,7 +1,8 @@
 """Causal generative modelling: networkx graph priors, pendulum and SCM data, and two wings.
 
 Shared modules, one job each: graph (YAML -> validated DAG, matrices), candidates (edits, SHD),
-scm (tabular SCMs), pendulum (images and labels), splits (OOD splits, standardisation),
+scm (tabular SCMs), random_graphs (random true DAGs), sachs (the Sachs protein data, from cdt),
+pendulum (images and labels), splits (tail and random splits, standardisation),
 interventions (do and edge cuts on the true SCM), dependence (HSIC), mic (MIC / TIC),
 drawing (PNG graphs), job (the MLflow run, summary.json and reports every causal job writes).
 

@@ -85,11 +85,23 @@ class StructuralCausalModel:
 
     def sample(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
         """Return `num_samples` rows float64 [N, n], columns in node order, sampled ancestrally."""
-        data = np.zeros((num_samples, len(self.graph.nodes)))
+        return self.sample_with_noise(num_samples, rng)[0]
+
+    def sample_with_noise(self, num_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return (rows, unit noise), float64 [N, n] each: the noise is what `from_noise` turns back into the rows."""
+        noise = np.zeros((num_samples, len(self.graph.nodes)))
         for node in self.graph.topological_order():
-            mechanism = self.mechanisms[self.graph.nodes.index(node)]
-            noise = _noise(self.noise, num_samples, rng)
-            data[:, self.graph.nodes.index(node)] = mechanism.mean(data) + mechanism.noise_scale * noise
+            noise[:, self.graph.nodes.index(node)] = _noise(self.noise, num_samples, rng)
+        return self.from_noise(noise), noise
+
+    def from_noise(self, noise: np.ndarray) -> np.ndarray:
+        """Return the rows float64 [N, n] the unit noise [N, n] gives: x_j = f_j(x_pa) + sigma_j noise_j in
+        topological order. On a do_scm copy with the factual noise this is the counterfactual."""
+        data = np.zeros_like(noise)
+        for node in self.graph.topological_order():
+            k = self.graph.nodes.index(node)
+            mechanism = self.mechanisms[k]
+            data[:, k] = mechanism.mean(data) + mechanism.noise_scale * noise[:, k]
         return data
 
 

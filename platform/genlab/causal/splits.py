@@ -1,4 +1,9 @@
-"""Deliberate out-of-distribution splits and train-split standardisation for tabular data."""
+"""Train / test splits of tabular data and train-split standardisation.
+
+Two kinds (spec 5.5): the deliberate out-of-distribution `tail` split (test = the rows beyond a
+quantile of one variable) and the in-distribution `random` split (test = a random share of the
+rows, the same size as the tail), the contrast the papers' protocol draws.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,21 @@ def tail_split(values: np.ndarray, quantile: float) -> np.ndarray:
     """Return the test mask bool [N]: values above the `quantile` (>= 0.5) or below it (< 0.5)."""
     cut = np.quantile(values, quantile)
     return values > cut if quantile >= 0.5 else values < cut
+
+
+def random_split(num_rows: int, test_share: float, seed: tuple[int, ...]) -> np.ndarray:
+    """Return a test mask bool [num_rows] of round(test_share * num_rows) rows drawn without replacement by `seed`."""
+    mask = np.zeros(num_rows, dtype=bool)
+    mask[np.random.default_rng(list(seed)).choice(num_rows, size=round(test_share * num_rows), replace=False)] = True
+    return mask
+
+
+def split_mask(table: np.ndarray, column: int, kind: str, quantile: float, seed: int) -> np.ndarray:
+    """Return the test rows bool [N] of one replica: the `quantile` tail of `column` (kind tail) or a random share
+    of the same size (kind random, drawn from (seed, column), so each column gives another random split)."""
+    if kind == "tail":
+        return tail_split(table[:, column], quantile)
+    return random_split(len(table), 1.0 - quantile if quantile >= 0.5 else quantile, (seed, column))
 
 
 @dataclass(frozen=True)
@@ -37,8 +57,9 @@ class Standardizer:
 
 
 class SplitSettings(StrictModel):
-    """Which deliberate out-of-distribution splits a model is scored on (one per listed variable)."""
+    """Which splits a model is scored on: one per listed variable (its tail, or a random split of the same size)."""
 
+    kind: Literal["tail", "random"] = "tail"  # tail: deliberate OOD split; random: in-distribution contrast
     variables: Literal["all", "exogenous"] | list[str] = "all"  # split on every node, the exogenous ones, or these
     quantile: float = Field(0.75, gt=0, lt=1)  # test = rows above this quantile of the variable (below if < 0.5)
 

@@ -12,7 +12,8 @@ never share weights; stacking them only turns many tiny matmuls into a few batch
   a Causal Gen layer maps z to z_hat, per-variable decoders give x_hat. Loss MSE (+ beta KL).
 - Fully connected predictor (5.4): Causal Gen whose every endogenous node sees all other
   variables (the fully connected hypothesis), same networks and training.
-- VAE (5.4, `RowVAE`): MLP encoder and decoder over the whole row.
+- VAE (5.4, `RowVAE`): MLP encoder and decoder over the whole row; it predicts each endogenous
+  column from the row with that column hidden (trained to fill in), not from a row containing it.
 
 Each network is initialised from its own seed `(replica seed, role, node)`: two models whose
 node j has the same parents start node j from the same weights and, trained on the same
@@ -47,6 +48,7 @@ class CausalGenSettings(StrictModel):
     kind: Literal["causal_gen"] = "causal_gen"
     hidden: list[int] = Field(default_factory=lambda: [100, 100])  # theta_j hidden widths (papers: nonlinear SEM)
     dropout: float = Field(0.1, ge=0, lt=1)  # input dropout on nodes with >= 2 parents
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 class FullyConnectedSettings(CausalGenSettings):
@@ -63,6 +65,7 @@ class CausalVariationalGenSettings(StrictModel):
     hidden: list[int] = Field(default_factory=lambda: [4, 16, 8, 2])  # theta_j hidden widths on the latents
     dropout: float = Field(0.1, ge=0, lt=1)  # input dropout on nodes with >= 2 parents
     beta_kl: float = Field(0.0, ge=0)  # weight of KL(q(z|x) || N(0, I)); 0 = the papers' code
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 class VAESettings(StrictModel):
@@ -72,6 +75,7 @@ class VAESettings(StrictModel):
     hidden: list[int] = Field(default_factory=lambda: [128, 128, 128])  # encoder widths (decoder mirrored)
     latent_dim: int | None = Field(None, ge=1)  # latent size; None = number of variables
     beta_kl: float = Field(1.0, ge=0)  # weight of the KL term (Gaussian decoder, sum of squares)
+    lr: float | None = Field(None, gt=0)  # this model's own (tuned) learning rate; None = train.lr
 
 
 ModelSettings = Annotated[CausalGenSettings | FullyConnectedSettings | CausalVariationalGenSettings | VAESettings,
@@ -129,7 +133,8 @@ class BatchedMLP(nn.Module):
 class NodeNets(nn.Module):
     """One scalar-output MLP per (replica, selected node): node j of replica r sees x[r] * masks[:, j].
 
-    `masks` float [n, m] (column = the inputs of one selected node), `nodes` the m node indices
+    `masks` float [n, m] (column = the inputs of one selected node), or [R, n, m] for one mask
+    set per replica (many candidate graphs trained as one batch); `nodes` the m node indices
     (the seed key of each net), `seeds` one seed per replica. Maps x [R, B, n] to [R, B, m].
     """
 
@@ -137,7 +142,9 @@ class NodeNets(nn.Module):
                  seeds: list[int], role: int) -> None:
         super().__init__()
         self.num_nodes = len(nodes)
-        self.nets = BatchedMLP(np.tile(masks.T, (len(seeds), 1)), hidden, 1, dropout=dropout,
+        per_replica = masks.transpose(0, 2, 1).reshape(-1, masks.shape[1]) if masks.ndim == 3 else \
+            np.tile(masks.T, (len(seeds), 1))
+        self.nets = BatchedMLP(per_replica, hidden, 1, dropout=dropout,
                                seeds=[(seed, role, node) for seed in seeds for node in nodes])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,13 +155,16 @@ class NodeNets(nn.Module):
 
 
 class CausalGen(nn.Module):
-    """Causal Gen: x_hat_j = theta_j(x * S[:, j]) for endogenous j, x_hat_j = x_j for exogenous j."""
+    """Causal Gen: x_hat_j = theta_j(x * S[:, j]) for endogenous j, x_hat_j = x_j for exogenous j.
+
+    `prior` S float [n, n], or [R, n, n] for one prior per replica (candidate graphs as replicas).
+    """
 
     def __init__(self, prior: np.ndarray, exogenous: np.ndarray, hidden: list[int], *, dropout: float,
                  seeds: list[int]) -> None:
         super().__init__()
         self.endogenous = [j for j in range(len(exogenous)) if not exogenous[j]]
-        self.nets = NodeNets(prior[:, self.endogenous], self.endogenous, hidden, dropout=dropout, seeds=seeds,
+        self.nets = NodeNets(prior[..., self.endogenous], self.endogenous, hidden, dropout=dropout, seeds=seeds,
                              role=NODE_NETS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,10 +214,18 @@ class CausalVariationalGen(nn.Module):
 
 
 class RowVAE(nn.Module):
-    """VAE over the whole row: MLP encoder to N(mu, sigma^2) over `latent_dim`, MLP decoder back."""
+    """VAE over the whole row: MLP encoder to N(mu, sigma^2) over `latent_dim`, MLP decoder back.
 
-    def __init__(self, num_variables: int, settings: VAESettings, *, seeds: list[int]) -> None:
+    Scored like the predictors, on held-out targets: `predict` fills each endogenous column j
+    from the row with column j hidden (set to 0, the train mean) and copies the exogenous ones,
+    so the VAE never sees the value it is scored on. It is trained to fill in: each training row
+    has one random endogenous column hidden from the encoder and the whole row reconstructed.
+    """
+
+    def __init__(self, exogenous: np.ndarray, settings: VAESettings, *, seeds: list[int]) -> None:
         super().__init__()
+        num_variables = len(exogenous)
+        self.endogenous = [j for j in range(num_variables) if not exogenous[j]]
         self.latent = settings.latent_dim or num_variables
         self.encoder = BatchedMLP(np.ones((len(seeds), num_variables), dtype=np.float32), settings.hidden,
                                   2 * self.latent, dropout=0.0, seeds=[(seed, MEAN_ENCODER) for seed in seeds])
@@ -222,12 +240,22 @@ class RowVAE(nn.Module):
         return self.decoder(z), mu, logvar
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the reconstruction x_hat [R, B, n] (standardised units)."""
-        return self(x)[0]
+        """Return x_hat [R, B, n]: exogenous columns copied, each endogenous column j decoded from x with j hidden."""
+        out = x.clone()
+        for j in self.endogenous:
+            hidden = x.clone()
+            hidden[..., j] = 0.0
+            out[..., j] = self(hidden)[0][..., j]
+        return out
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the negative ELBO per replica [R]: sum of squared errors + beta_kl * KL (nats per row)."""
-        x_hat, mu, logvar = self(x)
+        """Return the negative ELBO per replica [R] of rows with one random endogenous column hidden from the
+        encoder: sum of squared errors of the whole row + beta_kl * KL (nats per row)."""
+        hidden = x.clone()
+        if self.endogenous:
+            pick = torch.as_tensor(self.endogenous)[torch.randint(len(self.endogenous), x.shape[:2])]
+            hidden.scatter_(-1, pick.unsqueeze(-1), 0.0)
+        x_hat, mu, logvar = self(hidden)
         return ((x_hat - x) ** 2).sum(dim=-1).mean(dim=1) + self.beta_kl * _kl_standard_normal(mu, logvar)
 
 
@@ -245,13 +273,14 @@ def fully_connected_prior(num_variables: int, exogenous: np.ndarray) -> np.ndarr
 
 def build_model(settings: CausalGenSettings | CausalVariationalGenSettings | VAESettings, prior: np.ndarray,
                 exogenous: np.ndarray, *, seeds: list[int]) -> nn.Module:
-    """Return a fresh model with one replica per entry of `seeds`, over prior [n, n] and exogenous mask [n].
+    """Return a fresh model with one replica per entry of `seeds`, over prior [n, n] (or one per replica,
+    [R, n, n]; causal models only) and exogenous mask [n].
 
     The fully connected predictor ignores `prior` (it uses `fully_connected_prior`); the VAE
     ignores both (it is not structured).
     """
     if settings.kind == "vae":
-        return RowVAE(len(exogenous), settings, seeds=seeds)
+        return RowVAE(exogenous, settings, seeds=seeds)
     if settings.kind == "causal_variational_gen":
         return CausalVariationalGen(prior, exogenous, settings, seeds=seeds)
     if settings.kind == "fully_connected":

@@ -67,3 +67,4 @@ class CCGMDebiasConfig(CCGMJobConfig):
     experiment: str = "ccgm-debias"
     data: CCGMDataSettings = Field(default_factory=CCGMDataSettings)
     bias: BiasSettings = Field(default_factory=BiasSettings)
+    causalvae_baseline: bool = True  # also train the CausalVAE baseline (joint) and de-bias it by do() on the same data

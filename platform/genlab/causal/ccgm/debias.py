@@ -1,8 +1,10 @@
 """De-biasing by structure modification (spec 6.5-6.6): cut the edge that carries an unwanted relationship.
 
-A CCGM trained on biased data generates (a) a biased dataset (plain ancestral sampling) and
+A CCGM trained on biased data generates (a) a biased dataset (plain ancestral sampling),
 (b) a de-biased one, with the bias edge a -> b cut (b's mechanism sees an independent draw of
-a's marginal). Bias is measured two ways:
+a's marginal), and (c) "de-biased by do()": b set by do() to independent draws of its own
+marginal, the only de-biasing a node-intervention model such as CausalVAE has; it removes the
+legitimate parents' effect on b as well. Bias is measured two ways:
 
 - the dependence the edge induced, |Pearson|, mutual information and HSIC (with its p-value)
   between a and b, in the true data and in both generated datasets, against the 95% band of
@@ -48,6 +50,18 @@ def generate_debiased(model: CCGM, task: BiasTask, num_samples: int, *, seed: in
     return sample(model, num_samples, seed=seed, cuts=[task.edge]).double().numpy()
 
 
+def generate_do_debiased(model: CCGM, task: BiasTask, num_samples: int, *, seed: int, levels: int = 20) -> np.ndarray:
+    """Return rows float64 [~num_samples, n] (raw units) "de-biased by do()": equal shares generated under
+    do(b = c) for `levels` values c at evenly spaced quantiles of b's generated marginal, b the bias edge's child
+    (a discretised do(b := an independent draw of its marginal))."""
+    child = model.graph.nodes.index(task.edge[1])
+    marginal = sample(model, num_samples, seed=seed).double().numpy()[:, child]
+    values = np.quantile(marginal, (np.arange(levels) + 0.5) / levels)
+    share = max(1, num_samples // levels)
+    return np.concatenate([sample(model, share, seed=seed + 1 + i, interventions={task.edge[1]: float(v)}).double().numpy()
+                           for i, v in enumerate(values)])
+
+
 def classifier_skewsize(train: np.ndarray, test: np.ndarray, nodes: tuple[str, ...], task: BiasTask,
                         thresholds: dict[str, float], seed: int) -> dict[str, float]:
     """Train the task's classifier on `train` rows, score it on `test` rows; return skewsize and accuracy in [0, 1]."""
@@ -62,28 +76,33 @@ def classifier_skewsize(train: np.ndarray, test: np.ndarray, nodes: tuple[str, .
 
 def bias_report(model: CCGM, scm: StructuralCausalModel, train: np.ndarray, task: BiasTask, *, num_samples: int,
                 seed: int) -> dict[str, float]:
-    """Return the bias measures before and after cutting `task.edge` (flat dict of floats, see module docstring).
+    """Return the bias measures before and after de-biasing (flat dict of floats, see module docstring).
 
     Keys: `<measure>_<dataset>` for measure in abs_pearson / mutual_information / hsic / hsic_p_value (a vs b) and
-    dataset in true / biased / debiased; `independence_band`; `kept_<p>_pearson_{debiased,truth}`
-    for b's other parents p; `skewsize_{biased,debiased}` and `accuracy_{biased,debiased}`.
+    dataset in true / biased / debiased (edge cut; CCGM layer only) / do (de-biased by do()); `independence_band`;
+    `kept_<p>_pearson_{debiased,do,truth}` for b's other parents p; `skewsize_<dataset>` and `accuracy_<dataset>`
+    for the generated datasets.
     """
     nodes = scm.graph.nodes
     parent, child = (nodes.index(name) for name in task.edge)
-    biased = sample(model, num_samples, seed=seed).double().numpy()
-    debiased = generate_debiased(model, task, num_samples, seed=seed)
+    generated = {"biased": sample(model, num_samples, seed=seed).double().numpy()}
+    if model.config.settings.causal_layer == "ccgm":
+        generated["debiased"] = generate_debiased(model, task, num_samples, seed=seed)
+    generated["do"] = generate_do_debiased(model, task, num_samples, seed=seed)
     world = cut_scm(scm, [task.edge], seed=seed).sample(num_samples, np.random.default_rng([seed, 11]))
     report: dict[str, float] = {"independence_band": independence_band(num_samples)}
-    for name, data in (("true", train), ("biased", biased), ("debiased", debiased)):
+    for name, data in (("true", train), *generated.items()):
         for measure, value in dependence(data[:, parent], data[:, child], seed=seed).items():
             report[f"{measure}_{name}"] = value
     for other in scm.graph.parents(task.edge[1]):
         if other != task.edge[0]:
             k = nodes.index(other)
-            report[f"kept_{other}_pearson_debiased"] = float(np.corrcoef(debiased[:, k], debiased[:, child])[0, 1])
             report[f"kept_{other}_pearson_truth"] = float(np.corrcoef(world[:, k], world[:, child])[0, 1])
+            for name in set(generated) - {"biased"}:
+                data = generated[name]
+                report[f"kept_{other}_pearson_{name}"] = float(np.corrcoef(data[:, k], data[:, child])[0, 1])
     thresholds = {name: float(np.median(train[:, nodes.index(name)])) for name in (task.target, task.attribute)}
-    for name, data in (("biased", biased), ("debiased", debiased)):
+    for name, data in generated.items():
         scores = classifier_skewsize(data, world, nodes, task, thresholds, seed)
         report[f"skewsize_{name}"], report[f"accuracy_{name}"] = scores["skewsize"], scores["accuracy"]
     return report

@@ -250,8 +250,11 @@ class CausalVAELayer(nn.Module):
         return z - self.mechanism_means(z.mean(dim=-1)).unsqueeze(-1)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        """Return log N(z; 0, I) per row [B]: CausalVAE's KL is on eps with a standard normal prior."""
-        return gaussian_log_density(z, torch.zeros_like(z), torch.zeros(())).sum(dim=(1, 2))
+        """Return log N(eps; 0, I) per row [B] with eps = (I - A^T) z: CausalVAE's KL is on eps, not z (the map's
+        Jacobian determinant is 1 for an acyclic A, which h(A) enforces)."""
+        n = z.shape[1]
+        eps = torch.einsum("ij,bjk->bik", torch.eye(n, device=z.device) - self.weights().T, z)
+        return gaussian_log_density(eps, torch.zeros_like(eps), torch.zeros(())).sum(dim=(1, 2))
 
     def mechanism_error(self, values: torch.Tensor) -> torch.Tensor:
         """Return sum over every node of (v_j - g_j(A[:, j] * v))^2 per row [B] (CausalVAE's mask loss)."""

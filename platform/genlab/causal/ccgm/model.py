@@ -12,8 +12,9 @@ under an invertible map) and is estimated from one sample of z. Losses (spec 6.3
 
 u' are the labels in standardised units (tabular: the row itself), r_j a linear read-out, tau
 = `label_prior_sd` (CausalVAE: 1; **[choice]** 0.1 by default so decoded samples are not shrunk
-toward the mean by posterior noise), and the penalty is the L1 of the gates (CCGM) or
-CausalVAE's 3 h(A) + 0.5 h(A)^2. Rec is MSE summed over variables (tabular) or BCE summed
+toward the mean by posterior noise), and the penalty is the L1 of the gates (weight l1, CCGM) or
+CausalVAE's 3 h(A) + 0.5 h(A)^2 (weight `acyclicity`, 1 as in CausalVAE's code; the CausalVAE
+layer's KL is on eps = (I - A^T) z, as in CausalVAE). Rec is MSE summed over variables (tabular) or BCE summed
 over pixels (images). Tabular coders are per-variable scalar MLPs (CVGen, spec 5.3); image
 coders are the small conv encoder / decoder of genlab.models.vae on grayscale images.
 """
@@ -44,7 +45,8 @@ class LossWeights(StrictModel):
     beta: float = Field(1.0, ge=0)  # conditional prior KL(q(z_j|x) || N(u'_j, tau^2))
     gamma: float = Field(1.0, ge=0)  # mechanism (mask) loss on the latents
     delta: float = Field(1.0, ge=0)  # label loss: mechanisms on labels + label read-out
-    l1: float = Field(1e-3, ge=0)  # lambda_1: L1 on the gates (CCGM) / weight of h(A) (CausalVAE)
+    l1: float = Field(1e-3, ge=0)  # lambda_1: L1 on the gates (CCGM layer)
+    acyclicity: float = Field(1.0, ge=0)  # weight of CausalVAE's 3 h(A) + 0.5 h(A)^2 (its code: 1; CausalVAE layer)
 
 
 class CCGMSettings(StrictModel):
@@ -198,8 +200,9 @@ class CCGM(nn.Module):
     def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """Return the weighted sum of `loss_terms` (spec 6.3)."""
         w = self.config.settings.losses
+        penalty = w.l1 if self.config.settings.causal_layer == "ccgm" else w.acyclicity
         return (terms["reconstruction"] + w.alpha * terms["kl"] + w.beta * terms["label_kl"] + w.gamma * terms["mechanism"]
-                + w.delta * terms["label"] + w.l1 * terms["penalty"])
+                + w.delta * terms["label"] + penalty * terms["penalty"])
 
     @torch.no_grad()
     def set_exogenous_bank(self, x: torch.Tensor, generator: torch.Generator) -> None:

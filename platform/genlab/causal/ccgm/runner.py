@@ -17,6 +17,7 @@ from genlab.causal.ccgm.fit import fit_ccgm
 from genlab.causal.ccgm.images import counterfactual_pixel_mse, save_intervention_grid, sweep_values
 from genlab.causal.ccgm.metrics import (
     concept_information,
+    counterfactual_fidelity,
     intervention_fidelity,
     intervention_grid,
     learned_graph_distance,
@@ -24,6 +25,7 @@ from genlab.causal.ccgm.metrics import (
 )
 from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
 from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
+from genlab.causal.gen.report import markdown_table
 from genlab.causal.job import job_run, write_reports
 from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
 from genlab.causal.scm import StructuralCausalModel, build_scm
@@ -70,8 +72,8 @@ def load_data(cfg: CCGMJobConfig) -> CCGMData:
                     hashlib.sha256(table.tobytes()).hexdigest())
 
 
-def train(cfg: CCGMJobConfig, data: CCGMData, run: TrackedRun) -> CCGM:
-    """Return a CCGM trained on `data`, its `<phase>_loss` logged to the run per epoch."""
+def train(cfg: CCGMJobConfig, data: CCGMData, run: TrackedRun, prefix: str = "") -> CCGM:
+    """Return a CCGM trained on `data`, its `<prefix><phase>_loss` logged to the run per epoch."""
     torch.set_num_threads(cfg.torch_threads)
     print(f"[genlab] {cfg.model.causal_layer} layer, seed {cfg.seed}: {len(data.train_inputs)} train / "
           f"{len(data.test_inputs)} test {cfg.data.kind} rows, "
@@ -80,7 +82,7 @@ def train(cfg: CCGMJobConfig, data: CCGMData, run: TrackedRun) -> CCGM:
                             image_size=cfg.data.pendulum.image_size, settings=cfg.model, seed=cfg.seed))
 
     def on_epoch(phase: str, epoch: int, loss: float) -> None:
-        run.log_metrics({f"{phase}_loss": loss}, step=epoch)
+        run.log_metrics({f"{prefix}{phase}_loss": loss}, step=epoch)
 
     fit_ccgm(model, data.train_inputs, data.train_labels, cfg.train, seed=cfg.seed, on_epoch=on_epoch)
     return model
@@ -98,6 +100,9 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, run: TrackedRun, a
         fidelity = intervention_fidelity(model, data.scm, intervention_grid(raw, data.graph.nodes, cfg.evaluation.quantiles),
                                          train_rows=len(raw), scale=raw.std(axis=0), num_samples=cfg.evaluation.num_samples,
                                          seed=cfg.seed)
+        results.update(counterfactual_fidelity(model, data.scm, intervention_grid(raw, data.graph.nodes,
+                                                                                  cfg.evaluation.quantiles),
+                                               num_rows=1000, seed=cfg.seed))
         results.update({"intervention_mean_abs_error": fidelity["mean_abs_error"],
                         "intervention_tolerance": fidelity["tolerance"],
                         "non_descendants_identical": fidelity["non_descendants_identical"],
@@ -117,11 +122,13 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, run: TrackedRun, a
     return results
 
 
-def finish(model: CCGM, run: TrackedRun, out_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """Save the model (safetensors checkpoint), write summary.json (with the run id), log both; return the summary."""
+def finish(model: CCGM, run: TrackedRun, out_dir: Path, summary: dict[str, Any],
+           files: dict[str, str] | None = None) -> dict[str, Any]:
+    """Save the model (safetensors checkpoint), write summary.json (with the run id) and the text `files`, log
+    them; return the summary."""
     checkpoint = save_model(out_dir / "model", model, kind=CHECKPOINT_KIND, meta={"run_id": run.run_id})
     log_checkpoint_artifacts(run.client, run.run_id, checkpoint, "model")
-    write_reports(run, out_dir, {"run_id": run.run_id, **summary})
+    write_reports(run, out_dir, {"run_id": run.run_id, **summary}, files)
     return summary
 
 
@@ -139,6 +146,29 @@ def run_ccgm_train(cfg: CCGMJobConfig, out_dir: Path) -> dict[str, Any]:
         results = evaluate(cfg, data, model, run, Path(out_dir))
         results["learned_edges"] = [list(edge) for edge in model.causal.learned_edges()]
         return finish(model, run, Path(out_dir), results)
+
+
+DEBIAS_COLUMNS = ["method", "abs_pearson", "mutual_information", "hsic", "hsic_p_value", "kept_pearson", "skewsize",
+                  "accuracy"]
+DEBIAS_METHODS = (("true data", "", "true"), ("CCGM, no de-biasing", "", "biased"), ("CCGM, edge cut", "", "debiased"),
+                  ("CCGM, de-bias by do()", "", "do"), ("CausalVAE, no de-biasing", "causalvae", "biased"),
+                  ("CausalVAE, de-bias by do()", "causalvae", "do"))
+
+
+def debias_table(report: dict[str, float], baseline: dict[str, float] | None, task: BiasTask) -> list[dict[str, Any]]:
+    """Return one row per (model, de-biasing method): the bias edge's dependence measures, the legitimate parents'
+    kept |Pearson| with the child (first other parent; the truth's edge-cut world in the `true data` row),
+    SkewSize and accuracy of the downstream classifier."""
+    rows = []
+    for method, model, name in DEBIAS_METHODS:
+        source = baseline if model else report
+        if source is None or f"abs_pearson_{name}" not in source:
+            continue
+        kept = [key for key in source if key.startswith("kept_") and key.endswith(f"_pearson_{'truth' if name == 'true' else name}")]
+        rows.append({"method": method, **{m: source.get(f"{m}_{name}") for m in DEBIAS_COLUMNS[1:5]},
+                     "kept_pearson": source[kept[0]] if kept else None,
+                     "skewsize": source.get(f"skewsize_{name}"), "accuracy": source.get(f"accuracy_{name}")})
+    return rows
 
 
 def bias_task(cfg: CCGMDebiasConfig, graph: CausalGraph) -> BiasTask:
@@ -166,13 +196,22 @@ def run_ccgm_debias(cfg: CCGMDebiasConfig, out_dir: Path) -> dict[str, Any]:
     with ccgm_run(cfg, data, "ccgm-debias") as run:
         model = train(cfg, data, run)
         results = evaluate(cfg, data, model, run, Path(out_dir))
-        report = bias_report(model, data.scm, data.train_labels.double().numpy(), task,
-                             num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
+        raw = data.train_labels.double().numpy()
+        report = bias_report(model, data.scm, raw, task, num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
         run.log_metrics(report)
+        baseline = None
+        if cfg.causalvae_baseline:
+            settings = cfg.model_copy(update={"model": cfg.model.model_copy(update={"causal_layer": "causalvae"}),
+                                              "train": cfg.train.model_copy(update={"schedule": "joint"})})
+            baseline = bias_report(train(settings, data, run, prefix="causalvae_"), data.scm, raw, task,
+                                   num_samples=cfg.evaluation.num_samples, seed=cfg.seed)
+            run.log_metrics({f"causalvae_{key}": value for key, value in baseline.items()})
         summary = {"intervention_mean_abs_error": results["intervention_mean_abs_error"],
                    "intervention_tolerance": results["intervention_tolerance"],
                    "skewsize_biased": report["skewsize_biased"], "skewsize_debiased": report["skewsize_debiased"],
-                   "bias_edge": list(task.edge), "bias": report,
+                   "bias_edge": list(task.edge), "bias": report, "causalvae_bias": baseline,
+                   "debias_table": debias_table(report, baseline, task),
                    **{key: value for key, value in results.items() if key not in ("intervention_mean_abs_error",
                                                                                   "intervention_tolerance")}}
-        return finish(model, run, Path(out_dir), summary)
+        return finish(model, run, Path(out_dir), summary, {"debias.md": markdown_table(summary["debias_table"],
+                                                                                       DEBIAS_COLUMNS)})

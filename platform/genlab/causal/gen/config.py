@@ -27,8 +27,9 @@ from genlab.runtime import RaySettings
 class DataSettings(StrictModel):
     """The tables models are trained on: one per seed, from an SCM over the true graph or the pendulum."""
 
-    kind: Literal["scm", "pendulum"] = "scm"  # scm: drawn over `graph`; pendulum: its labels (graph = pendulum's)
-    num_samples: int = Field(250, ge=8)  # rows per seed (the papers' small-data regime: 100-250)
+    kind: Literal["scm", "pendulum", "sachs"] = "scm"  # scm: drawn over `graph`; pendulum: its labels (graph =
+    # pendulum's); sachs: the Sachs et al. protein data (from the cdt package; graph = conf/graphs/sachs.yaml)
+    num_samples: int = Field(250, ge=8)  # rows per seed (the papers' small-data regime: 100-250; sachs: drawn of 7,466)
     scm: SCMSettings = Field(default_factory=SCMSettings)  # kind scm: mechanisms and noise
     pendulum: PendulumSettings = Field(  # kind pendulum: grid and label noise (the papers' 0.1)
         default_factory=lambda: PendulumSettings(label_noise_sd=0.1))

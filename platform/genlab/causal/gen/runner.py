@@ -69,11 +69,11 @@ def causal_job(cfg: CausalJobConfig, graph: CausalGraph, out_dir: Path, run_labe
     """Draw the tables and replicas over the true `graph`, open the MLflow parent run; yield the job in it."""
     columns = split_columns(graph.nodes, graph.exogenous, cfg.split)
     tables = make_tables(cfg.data, graph, cfg.seeds)
-    replicas = make_replicas(tables, columns, cfg.split.quantile)
+    replicas = make_replicas(tables, columns, cfg.split.quantile, cfg.split.kind)
     data_hash = tables_hash(tables)
     print(f"[genlab] graph {graph.name}: {len(graph.nodes)} nodes, {graph.num_edges} edges, exogenous "
           f"{', '.join(graph.exogenous)}; {cfg.data.kind} data, {cfg.data.num_samples} rows x {len(cfg.seeds)} seeds, "
-          f"OOD splits on {', '.join(graph.nodes[c] for c in columns)}; hash {data_hash[:12]}")
+          f"{cfg.split.kind} splits on {', '.join(graph.nodes[c] for c in columns)}; hash {data_hash[:12]}")
     with job_run(cfg.experiment, f"{run_label}-{graph.name}-{cfg.data.kind}", config=cfg, seed=cfg.seeds[0],
                  dataset_hash=data_hash) as run:
         yield CausalJob(config=cfg, graph=graph, replicas=replicas, run=run,

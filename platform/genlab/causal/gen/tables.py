@@ -9,6 +9,7 @@ import numpy as np
 from genlab.causal.gen.config import DataSettings
 from genlab.causal.graph import CausalGraph
 from genlab.causal.pendulum import COLUMNS, pendulum_table
+from genlab.causal.sachs import sachs_table
 from genlab.causal.scm import scm_dataset
 from genlab.errors import ConfigError
 
@@ -17,8 +18,16 @@ def make_tables(data: DataSettings, graph: CausalGraph, seeds: list[int]) -> dic
     """Return {seed: rows float64 [num_samples, n]} with columns in `graph.nodes` order.
 
     Pendulum tables need a graph over exactly the pendulum's
-    columns (conf/graphs/pendulum.yaml); anything else is a ConfigError.
+    columns (conf/graphs/pendulum.yaml); anything else is a ConfigError. Sachs tables are
+    `num_samples` rows drawn without replacement (by seed) from the 7,466 log-concentrations.
     """
+    if data.kind == "sachs":
+        rows = sachs_table(graph.nodes)
+        if data.num_samples > len(rows):
+            raise ConfigError(f"config key data.num_samples: the Sachs data have {len(rows)} rows, "
+                              f"asked for {data.num_samples}")
+        return {seed: rows[np.random.default_rng([seed, 3]).choice(len(rows), data.num_samples, replace=False)]
+                for seed in seeds}
     if data.kind == "pendulum":
         if graph.nodes != COLUMNS:
             raise ConfigError(f"config key graph: pendulum data needs the nodes {list(COLUMNS)} in this order, "

@@ -16,7 +16,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from genlab.causal.splits import Standardizer, tail_split
+from genlab.causal.splits import Standardizer, random_split, split_mask
 from genlab.config import StrictModel
 from genlab.errors import TrainingDivergedError
 from genlab.models.causal import CausalGenSettings, CausalVariationalGenSettings, VAESettings, build_model
@@ -40,12 +40,17 @@ class Replica:
     test: np.ndarray
 
 
-def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: float) -> list[Replica]:
-    """Return one replica per (seed, column), seeds in the order of `tables`, then columns."""
+def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: float, kind: str = "tail"
+                  ) -> list[Replica]:
+    """Return one replica per (seed, column), seeds in the order of `tables`, then columns.
+
+    kind `tail`: the test rows are the `quantile` tail of the column; `random`: a random share of
+    the same size (genlab.causal.splits.split_mask).
+    """
     replicas = []
     for seed, table in tables.items():
         for column in columns:
-            test = tail_split(table[:, column], quantile)
+            test = split_mask(table, column, kind, quantile, seed)
             scaler = Standardizer.fit(table[~test])
             replicas.append(Replica(seed, column, scaler.transform(table[~test]), scaler.transform(table[test])))
     return replicas
@@ -108,13 +113,39 @@ def ood_errors(settings: CausalGenSettings | CausalVariationalGenSettings | VAES
                on_epoch: Callable[[int, np.ndarray], None] | None = None) -> dict[str, np.ndarray]:
     """Fit a fresh model (one replica per entry of `replicas`) and score its endogenous columns.
 
-    `settings` picks the model (a fully connected predictor is a CausalGenSettings). Returns `ood_mse` (on each
+    `settings` picks the model (a fully connected predictor is a CausalGenSettings); its own `lr`, if
+    set, replaces train.lr. Returns `ood_mse` (on each
     replica's held-out tail) and `train_mse`, float64 [R] each: the mean over endogenous
     columns, standardised units^2. Seeded from the first replica's seed.
     """
     torch.manual_seed(replicas[0].seed)
     model = build_model(settings, prior, exogenous, seeds=[r.seed for r in replicas])
-    fit(model, replicas, train, on_epoch)
+    fit(model, replicas, train if settings.lr is None else train.model_copy(update={"lr": settings.lr}), on_epoch)
     endogenous = ~exogenous
     return {"ood_mse": column_mse(model, [r.test for r in replicas])[:, endogenous].mean(axis=1),
             "train_mse": column_mse(model, [r.train for r in replicas])[:, endogenous].mean(axis=1)}
+
+
+def validation_replicas(replicas: list[Replica], share: float = 0.2) -> list[Replica]:
+    """Return each replica with its train rows split again: a random `share` becomes the test rows (in
+    distribution; the replica's held-out tail is not used), drawn from (seed, column)."""
+    out = []
+    for r in replicas:
+        held = random_split(len(r.train), share, (r.seed, r.column, 7))
+        out.append(Replica(r.seed, r.column, r.train[~held], r.train[held]))
+    return out
+
+
+def tune_learning_rate(settings: CausalGenSettings | CausalVariationalGenSettings | VAESettings, train: TrainSettings,
+                       prior: np.ndarray, exogenous: np.ndarray, replicas: list[Replica], grid: list[float]
+                       ) -> tuple[float, dict[float, float]]:
+    """Return the learning rate of `grid` with the lowest in-distribution validation error, and the error of each.
+
+    The error is the mean endogenous MSE on `validation_replicas` (standardised units^2): the
+    tuning never sees the out-of-distribution tails the models are compared on.
+    """
+    validation = validation_replicas(replicas)
+    settings = settings.model_copy(update={"lr": None})
+    errors = {lr: float(ood_errors(settings, train.model_copy(update={"lr": lr}), prior, exogenous,
+                                   validation)["ood_mse"].mean()) for lr in grid}
+    return min(errors, key=errors.__getitem__), errors
