@@ -60,7 +60,7 @@ def test_killed_job_resumes_per_trial_and_equals_an_uninterrupted_run(digits, tm
 
     sweep = validate(SweepConfig, {"attacks": [TARGETED], "work_dir": str(work)})
     stamps = {p: p.stat().st_mtime_ns for p in first_trial.parent.glob("*.npz")}
-    resumed = poison_for(sweep, sweep.attacks[0], train, test, work / "poisons")
+    resumed = poison_for(sweep, sweep.attacks[0], [], train, test, work / "poisons")
     assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items()), "the sweep must reuse the cache"
     assert len(resumed.target_test_indices) == TARGETED["trials"]
     # The uninterrupted run is a job too: same process settings (torch threads) as the killed one.
@@ -68,7 +68,7 @@ def test_killed_job_resumes_per_trial_and_equals_an_uninterrupted_run(digits, tm
     whole = _run_job([f"attack={json.dumps(TARGETED)}", f"work_dir={fresh}", "--out", str(fresh / "out")], tmp_path)
     output, _ = whole.communicate(timeout=300)
     assert whole.returncode == 0, output
-    uninterrupted = poison_for(sweep, sweep.attacks[0], train, test, fresh / "poisons")
+    uninterrupted = poison_for(sweep, sweep.attacks[0], [], train, test, fresh / "poisons")
     assert uninterrupted.hash == resumed.hash
     moved = np.abs(resumed.images.astype(int) - train.images[resumed.base_indices].astype(int))
     assert moved.max() <= TARGETED["epsilon"]

@@ -1,7 +1,7 @@
 """Run a defense sweep end to end: `run_sweep` reads as its five steps.
 
 1. provision the generative models the purifiers need (genlab.sweep.training_sets),
-2. craft (or load) the poisons,
+2. craft (or load) the poisons, the defense-aware ones through the purifiers of step 1,
 3. purify the training sets through Ray Data, each clean row once for every attack (the
    `defenses:` train on the raw poisoned sets: genlab.sweep.defended_sets),
 4. train one classifier per trial under Ray Tune, each trial a nested MLflow run (genlab.sweep.trials),
@@ -61,7 +61,7 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         tune_path = _tune_path(cfg, run, resume_state, stamp)
         init_ray(cfg.ray)
         settings = provision_models(cfg, train)
-        poisons = craft_poison_sets(cfg, train, test, run)
+        poisons = craft_poison_sets(cfg, settings, train, test, run)
         sets = purify_training_sets(cfg, settings, train, poisons, out_dir)
         trial_sets = sets + defense_training_sets(cfg, sets, train, poisons, out_dir)
         rows = run_trials(cfg, trial_sets, test, poisons, run=run, tune_path=tune_path, dataset_hash=train.hash)

@@ -2,7 +2,9 @@
 
 1. `provision_models`: every purifier setting the config expands to, each model it uses given a
    local checkpoint (a registered model downloaded, a missing one trained once and cached).
-2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported).
+2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported); the
+   defense-aware attacks (`narcissus_ebm_aware`, `narcissus_ddpm_aware`) are crafted through the
+   purifier step 1 provisioned.
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
    same per-row noise the clean row would get, and then replace their clean rows. Each set goes
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import ray
 
+from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
@@ -27,6 +30,7 @@ from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import StageInput, purify_parts_cached
+from genlab.sweep.adaptive.aware import craft_aware
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.provisioning import provide_models, train_missing_models
 from genlab.sweep.set_store import store_training_set
@@ -64,21 +68,34 @@ def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings
     return [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
 
 
-def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSet, cache_dir: Path) -> PoisonSet:
+def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSettings], train: ImageSet,
+               test: ImageSet, cache_dir: Path) -> PoisonSet:
     """Return the attack's PoisonSet: imported sets are validated; the others come from the crafting cache.
 
     Crafted sets are cached by (dataset hash, attack config, seed) in `cache_dir`, the cache
     `jobs/craft_poisons.py` fills. A targeted attack's `trials` are crafted (each cached) and
-    merged into one multi-target set, so one classifier training measures all its targets.
+    merged into one multi-target set, so one classifier training measures all its targets. A
+    defense-aware attack is crafted through its `purifier_checkpoint`, else the first `provisioned`
+    setting of its kind (`genlab.sweep.adaptive.aware.craft_aware`; ConfigError when there is none),
+    and cached under its config with that checkpoint set, so `jobs/aware_poisons.py` and any sweep
+    with the same purifier model share the set.
     """
     if attack_cfg.name == "imported":
         return load_imported(attack_cfg, train, cfg.seed, test)
+    if isinstance(attack_cfg, NarcissusAwareConfig):
+        return craft_aware(attack_cfg, provisioned, train, test, cfg.seed, cache_dir)
     return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
-def craft_poison_sets(cfg: SweepConfig, train: ImageSet, test: ImageSet, run: TrackedRun) -> dict[str, PoisonSet]:
-    """Return {attack key: PoisonSet} for every attack of `cfg`; log each one's metadata to `run` (`poisons/`)."""
-    poisons = {a.key: poison_for(cfg, a, train, test, Path(cfg.work_dir) / "poisons") for a in cfg.attacks}
+def craft_poison_sets(cfg: SweepConfig, provisioned: list[PurifierSettings], train: ImageSet, test: ImageSet,
+                      run: TrackedRun) -> dict[str, PoisonSet]:
+    """Return {attack key: PoisonSet} for every attack of `cfg`; log each one's metadata to `run` (`poisons/`).
+
+    `provisioned`: the sweep's purifier settings with local checkpoints (`provision_models`), which
+    the defense-aware attacks are crafted through.
+    """
+    cache_dir = Path(cfg.work_dir) / "poisons"
+    poisons = {a.key: poison_for(cfg, a, provisioned, train, test, cache_dir) for a in cfg.attacks}
     for name, poison in poisons.items():
         run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
     return poisons

@@ -62,7 +62,7 @@ class NarcissusAwareConfig(NarcissusConfig):
     name: Literal["narcissus_ebm_aware", "narcissus_ddpm_aware"] = "narcissus_ebm_aware"
     purifier_steps: int = Field(50, ge=1)  # Langevin steps (ebm) or t* (ddpm) of the purifier inside the optimisation
     gradient: Literal["full", "bpda"] = "full"  # through the purifier's chain, or BPDA (identity backward)
-    purifier_checkpoint: str | None = None  # the purifier's model; None = the one the crafting job provisions
+    purifier_checkpoint: str | None = None  # the purifier's model; None = the sweep's own (provisioned) one
 
 
 PixelTransform = Callable[[torch.Tensor], torch.Tensor]  # float NCHW pixels [0, 255] -> the same (e.g. a purifier)
@@ -119,8 +119,8 @@ def craft_narcissus(cfg: NarcissusConfig, train: ImageSet, seed: int, progress: 
     `transform` (the purifier) is required by the defense-aware configs and used in the trigger optimisation.
     """
     if isinstance(cfg, NarcissusAwareConfig) and transform is None:
-        raise ConfigError(f"attack {cfg.name} crafts through the defender's purifier: craft it with "
-                          f"`python jobs/aware_poisons.py` (same work_dir and seed), which caches it for the sweep")
+        raise ConfigError(f"attack {cfg.name} needs the defender's purifier: list it in a defense sweep "
+                          f"(jobs/defense_sweep.py or jobs/aware_poisons.py), which crafts it through its purifier")
     if cfg.target_class >= len(train.classes):
         raise ValueError(f"target_class {cfg.target_class} is not one of the {len(train.classes)} classes")
     progress = progress or print_progress

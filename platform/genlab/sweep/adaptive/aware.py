@@ -4,8 +4,9 @@
 EBM's Langevin chain (or the DDPM's forward jump + reverse chain) with `purifier_steps` steps,
 differentiated through (`gradient: full`) or as BPDA (identity backward). Every call draws fresh
 purifier noise, so over the optimisation's steps the trigger's gradient is an expectation over the
-purifier's randomness (EOT, one draw per step). `craft_aware` crafts it into the poison cache the
-defense sweep reads, with `purifier_checkpoint` set to the model it used (part of the cache key).
+purifier's randomness (EOT, one draw per step). `craft_aware` crafts it into the poison cache, with
+`purifier_checkpoint` set to the model it used (part of the cache key); the defense sweep's crafting
+step (`genlab.sweep.training_sets.poison_for`) calls it with the purifiers the sweep provisioned.
 `compare_triggers` is the job's report: poison success after purification, plain vs aware.
 """
 
@@ -24,7 +25,7 @@ from genlab.data.poisonset import PoisonSet
 from genlab.errors import ConfigError
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
-from genlab.runtime import derive_seed, resolve_device
+from genlab.runtime import derive_seed, print_progress, resolve_device
 from genlab.sweep.adaptive.eot import bpda
 from genlab.sweep.adaptive.transforms import transform_for
 
@@ -60,16 +61,19 @@ def aware_transform(cfg: NarcissusAwareConfig, settings: EbmSettings | DdpmSetti
 
 
 def craft_aware(cfg: NarcissusAwareConfig, provisioned: list[Any], train: ImageSet, test: ImageSet, seed: int,
-                cache_dir: Path) -> tuple[NarcissusAwareConfig, PoisonSet]:
-    """Return (the config with `purifier_checkpoint` set, its PoisonSet), crafted into (or read from) `cache_dir`.
+                cache_dir: Path) -> PoisonSet:
+    """Return the attack's PoisonSet, its trigger optimised through `purifier_setting(cfg, provisioned)`.
 
-    The returned config is what a defense sweep lists to find this set in the cache.
+    It is crafted into (or read from) `cache_dir` under `cfg` with `purifier_checkpoint` set to that
+    purifier's model (the set's `config` records it), so every caller crafting through the same
+    model shares the set.
     """
     settings = purifier_setting(cfg, provisioned)
     resolved = cfg.model_copy(update={"purifier_checkpoint": settings.checkpoint})
+    print_progress(f"{cfg.name}: the trigger sees {settings.label()} of {settings.checkpoint}")
     crafted = craft_cached(resolved, train, test, seed, cache_dir,
                            transform=aware_transform(resolved, settings, seed, resolve_device(settings.device)))
-    return resolved, crafted.poison
+    return crafted.poison
 
 
 def compare_triggers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
