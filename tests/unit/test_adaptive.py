@@ -8,15 +8,20 @@ import torch
 from torch import nn
 
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig, craft_narcissus, optimise_trigger
+from genlab.checkpoints import save_model
 from genlab.data.imageset import ImageSet
 from genlab.errors import ConfigError
 from genlab.models.ddpm import DdpmNetConfig, build_unet
 from genlab.models.ebm import EbmNetConfig, build_ebm
+from genlab.purify.baselines import NoneSettings
+from genlab.purify.ebm import EBM_KIND, EbmSettings
 from genlab.sweep.adaptive.aware import compare_triggers
 from genlab.sweep.adaptive.eot import PurifiedClassifier, bpda
 from genlab.sweep.adaptive.robustness import AttackSpec, accuracy, robust_accuracy
 from genlab.sweep.adaptive.sanity import noise_margin, robust_below_clean, stronger_not_better, unbounded_breaks
 from genlab.sweep.adaptive.transforms import DdpmTransform, LangevinTransform, QuantizeTransform
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.training_sets import poison_for
 
 
 def _energy_net() -> nn.Module:
@@ -116,7 +121,7 @@ def test_attack_spec_reads_fractions_and_counts_autoattack_eot():
 
 def test_aware_narcissus_needs_the_purifier_and_its_trigger_sees_it():
     train = ImageSet(np.zeros((20, 8, 8, 1), dtype=np.uint8), np.arange(20) % 2, ["a", "b"])
-    with pytest.raises(ConfigError, match="aware_poisons"):
+    with pytest.raises(ConfigError, match="list it in a defense sweep"):
         craft_narcissus(NarcissusAwareConfig(target_class=0), train, seed=0)
     surrogate = nn.Sequential(nn.Flatten(), nn.Linear(64, 2)).requires_grad_(False)
     images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
@@ -137,10 +142,33 @@ def test_compare_triggers_averages_over_classes():
 
 
 def test_autoattack_rand_breaks_a_classifier_within_its_budget_and_the_sweep_takes_aware_attacks():
-    from genlab.sweep.config import SweepConfig
     images, labels = _brightness_data(8)
     model = PurifiedClassifier(_Brightness(), QuantizeTransform(levels=256), gradient="bpda")
     spec = AttackSpec(name="autoattack_rand", epsilons=[0.25], steps=3, eot_samples=2)
     assert robust_accuracy(spec, 0.25, model, model, images, labels, num_classes=2, seed=0).robust_accuracy == 0.0
     cfg = SweepConfig(attacks=[{"name": "narcissus"}, {"name": "narcissus_ebm_aware", "purifier_steps": 50}])
     assert [a.name for a in cfg.attacks] == ["narcissus", "narcissus_ebm_aware"]
+
+
+def test_the_sweeps_crafting_step_crafts_an_aware_attack_through_its_provisioned_purifier(tmp_path, capsys):
+    checkpoint = str(save_model(tmp_path / "models" / "ebm", _energy_net(), kind=EBM_KIND))
+    provisioned = [NoneSettings(), EbmSettings(checkpoint=checkpoint, langevin_steps=[150])]
+    tiny = {"poison_fraction": 0.1, "pood_samples_per_class": 10, "surrogate": {"epochs": 1, "width": 4},
+            "trigger_steps": 2, "trigger_batch_size": 8}
+    sweep = SweepConfig(attacks=[{"name": "narcissus_ebm_aware", "purifier_steps": 2, **tiny},
+                                 {"name": "narcissus", **tiny}])
+    rng = np.random.default_rng(0)
+    train = ImageSet(rng.integers(0, 256, (40, 16, 16, 1), dtype=np.uint8), np.arange(40) % 2, ["a", "b"])
+    test = ImageSet(rng.integers(0, 256, (8, 16, 16, 1), dtype=np.uint8), np.arange(8) % 2, ["a", "b"])
+    cache = tmp_path / "poisons"
+    aware = poison_for(sweep, sweep.attacks[0], provisioned, train, test, cache)
+    assert aware.attack == "narcissus_ebm_aware" and aware.config["purifier_checkpoint"] == checkpoint
+    plain = poison_for(sweep, sweep.attacks[1], provisioned, train, test, cache)
+    assert np.array_equal(aware.base_indices, plain.base_indices)  # same rows and surrogate: only the purifier differs
+    assert not np.allclose(aware.trigger.delta, plain.trigger.delta)
+    capsys.readouterr()
+    named = sweep.attacks[0].model_copy(update={"purifier_checkpoint": checkpoint})  # as aware_poisons.py's sweeps name it
+    assert np.array_equal(poison_for(sweep, named, [], train, test, cache).images, aware.images)
+    assert "reusing the crafted set" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="narcissus_ebm_aware: no ebm purifier"):
+        poison_for(sweep, sweep.attacks[0], [NoneSettings()], train, test, cache)
