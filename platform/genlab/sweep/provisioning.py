@@ -186,7 +186,8 @@ def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable
         print(f"[genlab] no {kind} model given: training one with small settings into {target} (once; cached)")
     with _single_thread():
         model = train_fn(cfg, target)
-    mark_used(target, FINISHED)
+    with contextlib.suppress(FileNotFoundError):
+        mark_used(target, FINISHED)  # the clock of the model cache's size cap (`cap_model_caches`)
     return model
 
 
