@@ -37,6 +37,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 import genlab
+from genlab.cache_cap import mark_used
 from genlab.checkpoints import INDEX
 from genlab.config import flatten
 from genlab.errors import CheckpointError
@@ -393,9 +394,9 @@ def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None 
                                   cache_dir: str | Path | None = None) -> Path:
     """Download a registered checkpoint (a version number, an alias, or None/`latest`); return its local directory.
 
-    Files are cached under `cache_dir` (default `$GENLAB_MODEL_CACHE` or `.genlab/models` in the workspace)
-    as `<name>/<version>`; concurrent callers share one complete copy (download to a temp
-    directory, then rename).
+    Files are cached under `cache_dir` (default `model_cache_root()`) as `<name>/<version>`; concurrent
+    callers share one complete copy (download to a temp directory, then rename). Each call marks the
+    copy used (its `checkpoint.json`'s mtime), the clock of the cache's size cap (`genlab.cache_cap`).
     """
     client = MlflowClient(tracking_uri())
     wanted = "latest" if version_or_alias is None else str(version_or_alias)
@@ -412,8 +413,7 @@ def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None 
     except mlflow.exceptions.MlflowException as exc:
         raise CheckpointError(f"registered model {name!r} version/alias {wanted!r} not found in "
                               f"{tracking_uri()}: {str(exc).splitlines()[0]}") from None
-    root = Path(cache_dir or os.environ.get("GENLAB_MODEL_CACHE") or in_workspace(".genlab/models"))
-    target = root / name / str(version.version)
+    target = Path(cache_dir or model_cache_root()) / name / str(version.version)
     if not (target / INDEX).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version.version}."))
@@ -430,4 +430,11 @@ def resolve_registered_checkpoint(name: str, version_or_alias: str | int | None 
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    mark_used(target, INDEX)
     return target
+
+
+def model_cache_root() -> Path:
+    """Return the directory registered models are downloaded to: `$GENLAB_MODEL_CACHE`, else `.genlab/models` in the
+    workspace."""
+    return Path(os.environ.get("GENLAB_MODEL_CACHE") or in_workspace(".genlab/models"))

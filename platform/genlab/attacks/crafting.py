@@ -16,6 +16,7 @@ validated by `load_poison_set_for` (indices, shapes, epsilon budget, dataset has
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -35,9 +36,12 @@ from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet, load_poison_set_for
 from genlab.errors import ConfigError
-from genlab.fileio import write_json_atomic
+from genlab.cache_cap import evict_least_recently_used, mark_used
+from genlab.fileio import path_lock, write_json_atomic
 from genlab.runtime import Progress, RaySettings, map_calls, print_progress
 from genlab.tracking import git_commit
+
+PROVENANCE = "provenance.json"  # written first into an attack's directory; its mtime is the attack's last use
 
 
 class CraftPoisonsConfig(StrictModel):
@@ -96,17 +100,31 @@ def surrogate_description(cfg: Any, dataset_hash: str) -> dict[str, Any] | None:
 
 
 def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str | Path,
-                 progress: Progress | None = None, transform: PixelTransform | None = None) -> CraftedPoisons:
+                 progress: Progress | None = None, transform: PixelTransform | None = None,
+                 max_bytes: int | None = None) -> CraftedPoisons:
     """Return attack `cfg`'s PoisonSet against `train`, crafted into (or read back from) the cache under `root`.
 
     Targeted attacks craft `cfg.trials` trials from `make_trials` (adversarial class: `adversarial_choice`),
     each saved when done and skipped on a rerun; their sets are merged when they share an
     adversarial class. `progress` gets one line per trial (default: print). `transform` is the
-    defender's purifier, for the defense-aware attacks (`craft_poisons`).
+    defender's purifier, for the defense-aware attacks (`craft_poisons`). The attack's directory is
+    locked (`path_lock`) while it is crafted or read, and marked used; with `max_bytes` (None: no cap)
+    the least recently used other attacks are then evicted until the cache fits (`genlab.cache_cap`).
     """
-    progress = progress or print_progress
     key = cache_key(train.hash, cfg, seed)
     directory = Path(root) / f"{cfg.name}-{key}"
+    with path_lock(directory):
+        crafted = _craft_or_reuse(cfg, train, test, seed, directory, key, progress or print_progress, transform)
+        with contextlib.suppress(FileNotFoundError):
+            mark_used(directory, PROVENANCE)
+    if max_bytes is not None:
+        evict_least_recently_used(Path(root), max_bytes, PROVENANCE, keep=[directory])
+    return crafted
+
+
+def _craft_or_reuse(cfg: Any, train: ImageSet, test: ImageSet, seed: int, directory: Path, key: str,
+                    progress: Progress, transform: PixelTransform | None) -> CraftedPoisons:
+    """Craft attack `cfg` into its cache `directory` (cache key `key`), or read it back from there (`craft_cached`)."""
     poison_path = directory / f"{cfg.name}-{key}.npz"
     provenance = {"attack": cfg.name, "config": cfg.model_dump(mode="json"), "seed": seed, "cache_key": key,
                   "dataset_hash": train.hash, "test_hash": test.hash if is_targeted(cfg) else None,
@@ -119,7 +137,7 @@ def craft_cached(cfg: Any, train: ImageSet, test: ImageSet, seed: int, root: str
         else:
             progress(f"{cfg.name}: crafting into {directory}")
             poison, crafted = craft_poisons(cfg, train, seed, transform), [0]
-            write_json_atomic(directory / "provenance.json", provenance)
+            write_json_atomic(directory / PROVENANCE, provenance)
             poison.save(poison_path)
         return CraftedPoisons(directory, poison, poison_path, [], None, crafted, provenance)
     return _craft_trials(cfg, train, test, seed, directory, poison_path, provenance, progress)
@@ -133,7 +151,7 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
         trials = load_trials(trials_path, train_size=len(train), test_size=len(test))
     else:
         trials = make_trials(train, test, count=cfg.trials, budget=cfg.budget, seed=seed, **adversarial_choice(cfg, train, test))
-        write_json_atomic(directory / "provenance.json", provenance)
+        write_json_atomic(directory / PROVENANCE, provenance)
         save_trials(trials, trials_path)
     paths = [directory / f"trial-{trial.index:04d}.npz" for trial in trials]
     labels = [f"{cfg.name} trial {t.index + 1}/{len(trials)} (target test row {t.target_index})" for t in trials]

@@ -6,14 +6,13 @@ entry is written to a temp dir and renamed when complete, so a killed run leaves
 concurrent writers of one key are serialized by a file lock and the first complete copy stays
 (`genlab.fileio.atomic_directory`). With `max_bytes`, the least recently used entries (by the
 mtime of their `meta.json`, touched on every read) are evicted after each write until the cache
-fits (`evict_least_recently_used`); a reader whose entry is evicted under it gets a miss.
+fits (`genlab.cache_cap.evict_least_recently_used`); a reader whose entry is evicted under it gets a miss.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from genlab.fileio import atomic_directory, path_lock, remove_directory
+from genlab.cache_cap import evict_least_recently_used, mark_used
+from genlab.fileio import atomic_directory
+
+MARKER = "meta.json"  # an entry is complete once it holds this; its mtime is the entry's last use
 
 
 @dataclass(frozen=True)
@@ -46,37 +48,6 @@ def content_key(images: np.ndarray, row_ids: np.ndarray, settings: dict[str, Any
     return digest.hexdigest()[:32]
 
 
-def directory_bytes(path: Path) -> int:
-    """Return the total size in bytes of the files directly in directory `path` (0 if it vanished)."""
-    try:
-        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
-    except FileNotFoundError:
-        return 0
-
-
-def evict_least_recently_used(root: Path, max_bytes: int, keep: str, marker: str) -> list[str]:
-    """Delete whole entries (subdirectories) of `root`, least recently used first (mtime of their `marker`
-    file), until the entries total at most `max_bytes` bytes; never `keep`. Returns the evicted names.
-
-    Runs under the lock of `root` (one evictor at a time); an entry is renamed aside before it is deleted.
-    """
-    evicted = []
-    with path_lock(root):
-        entries = []
-        for entry in os.scandir(root):
-            if entry.is_dir() and not entry.name.startswith(".") and os.path.isfile(os.path.join(entry.path, marker)):
-                entries.append((os.stat(os.path.join(entry.path, marker)).st_mtime, entry.name, directory_bytes(Path(entry.path))))
-        total = sum(size for _, _, size in entries)
-        for _, name, size in sorted(entries):
-            if total <= max_bytes:
-                break
-            if name != keep:
-                remove_directory(root / name)
-                total -= size
-                evicted.append(name)
-    return evicted
-
-
 class PurificationCache:
     """Reads and writes purified rows under `root` (a local or shared directory), at most `max_bytes` of them
     (None: no cap; least recently used entries are evicted)."""
@@ -89,8 +60,8 @@ class PurificationCache:
         """Return the cached entry for `key` (marking it used now), or None when absent or evicted while read."""
         entry = self.root / key
         try:
-            os.utime(entry / "meta.json")
-            meta = json.loads((entry / "meta.json").read_text())
+            mark_used(entry, MARKER)
+            meta = json.loads((entry / MARKER).read_text())
             table = pq.read_table(entry / "part-0.parquet")
         except FileNotFoundError:
             return None
@@ -114,6 +85,6 @@ class PurificationCache:
         with atomic_directory(self.root / key, keep_existing=True) as tmp:
             pq.write_table(table, tmp / "part-0.parquet")
             meta = {"images_per_s": purified.images_per_s, "settings": settings, "shape": list(images.shape)}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            (tmp / MARKER).write_text(json.dumps(meta, indent=2))
         if self.max_bytes is not None:
-            evict_least_recently_used(self.root, self.max_bytes, keep=key, marker="meta.json")
+            evict_least_recently_used(self.root, self.max_bytes, MARKER, keep=[key])

@@ -77,6 +77,9 @@ class SweepConfig(StrictModel):
     # a relative path is taken under the workspace (genlab.workspace: $GENLAB_HOME, else the cwd, ~/genlab-work in a
     # `ray job submit --working-dir` job)
     purified_cache_max_gb: float | None = Field(None, gt=0)  # cap of <work_dir>/purified (least recently used evicted); None = no cap
+    poison_cache_max_gb: float | None = Field(None, gt=0)  # cap of <work_dir>/poisons (least recently used evicted); None = no cap
+    model_cache_max_gb: float | None = Field(None, gt=0)  # cap of <work_dir>/models and of the registered-model
+    # download cache, each (least recently used evicted, never a model this sweep uses); None = no cap
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     attacks: list[AttackConfig] = Field(default_factory=lambda: [BadNetsConfig(), BlendConfig()], min_length=1)

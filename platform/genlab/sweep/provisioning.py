@@ -15,6 +15,9 @@ or, on first use, for a sweep.
   sweep finds it finished there and skips training. The run is logged to MLflow and the model
   registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does. `train_missing_models`
   trains every missing kind at once, one Ray task (one CPU) each, before purification starts.
+- `cap_model_caches` keeps `<work_dir>/models` and the registered-model download cache under a size
+  cap (`SweepConfig.model_cache_max_gb`), evicting the least recently used models other than the
+  sweep's own (`genlab.cache_cap`).
 """
 
 from __future__ import annotations
@@ -31,17 +34,20 @@ import torch
 from pydantic import BaseModel, Field
 
 from genlab.attacks import AttackConfig, craft_poisons
+from genlab.cache_cap import evict_least_recently_used, mark_used
+from genlab.checkpoints import INDEX
 from genlab.cli import parse_job_args
 from genlab.config import StrictModel, load_config, load_yaml, validate
 from genlab.data import DatasetConfig, ImageSet, load_dataset
 from genlab.data.convert import match_format
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
+from genlab.purify.model_source import model_sources
 from genlab.purify.puregen import EnergyModelSettings
-from genlab.tracking import resolve_registered_checkpoint, tracking_uri, ui_command
+from genlab.tracking import model_cache_root, resolve_registered_checkpoint, tracking_uri, ui_command
 from genlab.train.ddpm import DdpmTrainConfig, train_ddpm
 from genlab.train.ebm import EbmTrainConfig, train_ebm
-from genlab.train.generative_common import GenerativeTrainResult
+from genlab.train.generative_common import FINISHED, GenerativeTrainResult
 from genlab.workspace import in_workspace
 
 
@@ -176,10 +182,13 @@ def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable
     key = hashlib.sha256(json.dumps({"config": cfg.model_dump(mode="json"), "data": train.hash},
                                     sort_keys=True).encode()).hexdigest()[:16]
     target = out_dir / f"{kind}-{key}"
-    if not (target / "finished.json").is_file():
+    if not (target / FINISHED).is_file():
         print(f"[genlab] no {kind} model given: training one with small settings into {target} (once; cached)")
     with _single_thread():
-        return train_fn(cfg, target)
+        model = train_fn(cfg, target)
+    with contextlib.suppress(FileNotFoundError):
+        mark_used(target, FINISHED)  # the clock of the model cache's size cap (`cap_model_caches`)
+    return model
 
 
 TRAINERS: dict[type[StrictModel], tuple[str, Callable[[str, Any, ImageSet, Path], Path]]] = {
@@ -251,3 +260,15 @@ def provide_models(settings: StrictModel, model_training: dict[str, str], sweep_
     kind, trainer = entry
     return settings.model_copy(update={"checkpoint": str(trainer(model_training[kind], sweep_dataset, train,
                                                                  work_dir / "models"))})
+
+
+def cap_model_caches(provided: list[StrictModel], work_dir: Path, max_bytes: int) -> list[Path]:
+    """Evict the least recently used models from `<work_dir>/models` (trained, `<kind>-<key>/finished.json`) and the
+    registered-model download cache (`<name>/<version>/checkpoint.json`) until each holds at most `max_bytes`
+    bytes; never a model of the `provided` settings (`provide_models`' result) nor one being trained or written.
+    Returns the evicted directories."""
+    in_use = [Path(source.checkpoint) for settings in provided for source in model_sources(settings)
+              if source.checkpoint is not None]
+    roots = {os.path.realpath(root): root for root in (Path(work_dir) / "models", model_cache_root())}
+    return [path for root in roots.values()
+            for path in evict_least_recently_used(root, max_bytes, (FINISHED, INDEX), keep=in_use, depth=2)]

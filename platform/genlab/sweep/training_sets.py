@@ -23,6 +23,7 @@ import ray
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
+from genlab.cache_cap import gigabytes_to_bytes
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
 from genlab.purify.base import PurifierSettings
@@ -32,7 +33,7 @@ from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_ene
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.adaptive.aware import craft_aware
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.provisioning import provide_models, train_missing_models
+from genlab.sweep.provisioning import cap_model_caches, provide_models, train_missing_models
 from genlab.sweep.set_store import store_training_set
 from genlab.tracking import TrackedRun
 from genlab.visualize import save_image_grid
@@ -61,11 +62,15 @@ def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings
     """Return every concrete purifier setting of `cfg.purifiers`, each model it uses with a local checkpoint.
 
     Models no setting names are trained on `train` with `cfg.model_training` (several kinds at
-    once as Ray tasks), once: later sweeps find them in `<work_dir>/models`.
+    once as Ray tasks), once: later sweeps find them in `<work_dir>/models`. With `cfg.model_cache_max_gb`
+    the model caches are then trimmed to it, keeping these models (`cap_model_caches`).
     """
     all_settings = [s for entry in cfg.purifiers for s in entry.settings()]
     train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
-    return [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
+    provided = [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
+    if cfg.model_cache_max_gb is not None:
+        cap_model_caches(provided, Path(cfg.work_dir), gigabytes_to_bytes(cfg.model_cache_max_gb))
+    return provided
 
 
 def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSettings], train: ImageSet,
@@ -82,9 +87,11 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSett
     """
     if attack_cfg.name == "imported":
         return load_imported(attack_cfg, train, cfg.seed, test)
+    cap = gigabytes_to_bytes(cfg.poison_cache_max_gb)
     if isinstance(attack_cfg, NarcissusAwareConfig):
-        return craft_aware(attack_cfg, provisioned, train, test, cfg.seed, cache_dir)
-    return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
+        return craft_aware(attack_cfg, provisioned, train, test, cfg.seed, cache_dir, max_bytes=cap)
+    crafted = craft_cached(attack_cfg, train, test, cfg.seed, cache_dir, max_bytes=cap)
+    return require_whole_set(crafted, attack_cfg.key)
 
 
 def craft_poison_sets(cfg: SweepConfig, provisioned: list[PurifierSettings], train: ImageSet, test: ImageSet,
@@ -107,8 +114,7 @@ def purify_training_sets(cfg: SweepConfig, all_settings: list[PurifierSettings],
 
     Each set's sample grid (clean, poisoned, purified rows) is saved under `out_dir/grids`.
     """
-    cap = None if cfg.purified_cache_max_gb is None else int(cfg.purified_cache_max_gb * 1e9)
-    cache = PurificationCache(Path(cfg.work_dir) / "purified", max_bytes=cap)
+    cache = PurificationCache(Path(cfg.work_dir) / "purified", max_bytes=gigabytes_to_bytes(cfg.purified_cache_max_gb))
     parts = [StageInput(train.images, train.labels, np.arange(len(train), dtype=np.int64))]
     parts += [StageInput(poison.images, poison.labels, poison.base_indices) for poison in poisons.values()]
     sets = []

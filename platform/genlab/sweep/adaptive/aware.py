@@ -61,17 +61,17 @@ def aware_transform(cfg: NarcissusAwareConfig, settings: EbmSettings | DdpmSetti
 
 
 def craft_aware(cfg: NarcissusAwareConfig, provisioned: list[Any], train: ImageSet, test: ImageSet, seed: int,
-                cache_dir: Path) -> PoisonSet:
+                cache_dir: Path, *, max_bytes: int | None = None) -> PoisonSet:
     """Return the attack's PoisonSet, its trigger optimised through `purifier_setting(cfg, provisioned)`.
 
     It is crafted into (or read from) `cache_dir` under `cfg` with `purifier_checkpoint` set to that
     purifier's model (the set's `config` records it), so every caller crafting through the same
-    model shares the set.
+    model shares the set. `max_bytes` caps the poison cache (least recently used evicted; `craft_cached`).
     """
     settings = purifier_setting(cfg, provisioned)
     resolved = cfg.model_copy(update={"purifier_checkpoint": settings.checkpoint})
     print_progress(f"{cfg.name}: the trigger sees {settings.label()} of {settings.checkpoint}")
-    crafted = craft_cached(resolved, train, test, seed, cache_dir,
+    crafted = craft_cached(resolved, train, test, seed, cache_dir, max_bytes=max_bytes,
                            transform=aware_transform(resolved, settings, seed, resolve_device(settings.device)))
     return crafted.poison
 
