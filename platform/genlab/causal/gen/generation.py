@@ -26,7 +26,6 @@ from torch import nn
 
 def complete_dag_prior(exogenous: np.ndarray) -> np.ndarray:
     """Return S float32 [n, n] of the complete DAG over the column order, exogenous columns first (see module)."""
-    n = len(exogenous)
     rank = np.argsort(np.argsort(~exogenous, kind="stable"), kind="stable")  # position of each column in the order
     prior = (rank[:, None] < rank[None, :]).astype(np.float32)
     prior[:, exogenous] = 0.0
