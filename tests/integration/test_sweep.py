@@ -107,7 +107,8 @@ def _job(args, tmp):
 
 def test_failed_trial_is_marked_and_exit_code_is_nonzero(tmp_path):
     proc = _job(["classifier.epochs=2", "attacks=[{name: badnets}]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
-                 "faults.fail_trials_matching=[jpeg]", f"work_dir={tmp_path / 'work'}", "ray.num_cpus=2"], tmp_path)
+                 "faults.fail_trials_matching=[jpeg]", f"work_dir={tmp_path / 'work'}", "ray.num_cpus=2",
+                 "defenses=[]"], tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     client, parents, children = _runs(sqlite_store(tmp_path))
     status = {c.data.tags["mlflow.runName"]: c for c in children}
