@@ -25,6 +25,11 @@ class Purifier(ABC):
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{step_count: uint8 [N,H,W,C]}` for uint8 NHWC `images` (rows aligned with input)."""
 
+    def speed_params(self, image_shape: tuple[int, ...]) -> dict[str, str]:
+        """Return how this purifier runs its networks on images of `image_shape` (NHWC) as MLflow params (device,
+        dtype, memory_format, compiled, batch_size; prefixed by stage for combinations); empty without a network."""
+        return {}
+
 
 class PurifierSettings(StrictModel):
     """Base of purifier configs. A list value in a `sweepable` field expands into one setting per value."""

@@ -1,7 +1,8 @@
 """The purified-sample cache: parquet per (images, purifier setting, model version, seed).
 
 Layout: `<root>/<key>/part-0.parquet` with columns `row_id`, `image` (flat uint8 list, shape in meta.json), `label`,
-`steps`, plus `meta.json` (`images_per_s` measured when it was computed, `settings`). Each
+`steps`, plus `meta.json` (`images_per_s` measured when it was computed, `speed`: the path its networks ran,
+`settings`). Each
 entry is written to a temp dir and renamed when complete, so a killed run leaves no half entry;
 concurrent writers of one key are serialized by a file lock and the first complete copy stays
 (`genlab.fileio.atomic_directory`). With `max_bytes`, the least recently used entries (by the
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class PurifiedImages:
     by_steps: dict[int, np.ndarray]
     images_per_s: float | None  # purification throughput when it was computed (None: not measured)
     from_cache: bool = False
+    speed: dict[str, str] = field(default_factory=dict)  # how its networks ran (`Purifier.speed_params`); {}: no network
 
 
 def content_key(images: np.ndarray, row_ids: np.ndarray, settings: dict[str, Any], seed: int,
@@ -70,7 +72,8 @@ class PurificationCache:
         images = table.column("image").combine_chunks().flatten().to_numpy().reshape(meta["shape"])
         by_steps = {int(s): images[steps == s] for s in np.unique(steps)}
         first = int(steps[0])
-        return PurifiedImages(row_ids[steps == first], by_steps, meta["images_per_s"], from_cache=True)
+        return PurifiedImages(row_ids[steps == first], by_steps, meta["images_per_s"], from_cache=True,
+                              speed=meta.get("speed", {}))
 
     def put(self, key: str, purified: PurifiedImages, labels: np.ndarray, settings: dict[str, Any]) -> None:
         """Write `purified` (with the rows' `labels`) under `key`, atomically."""
@@ -84,7 +87,8 @@ class PurificationCache:
         })
         with atomic_directory(self.root / key, keep_existing=True) as tmp:
             pq.write_table(table, tmp / "part-0.parquet")
-            meta = {"images_per_s": purified.images_per_s, "settings": settings, "shape": list(images.shape)}
+            meta = {"images_per_s": purified.images_per_s, "speed": purified.speed, "settings": settings,
+                    "shape": list(images.shape)}
             (tmp / MARKER).write_text(json.dumps(meta, indent=2))
         if self.max_bytes is not None:
             evict_least_recently_used(self.root, self.max_bytes, MARKER, keep=[key])

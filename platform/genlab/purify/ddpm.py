@@ -10,9 +10,7 @@ MLflow model registry (`registered_model` + `model_version`), one of the two
 (`genlab.purify.model_source`); it is loaded once per purifier.
 
 Speed: `precision`, `channels_last`, `compile` and `batch_size` change how the same loop runs,
-not what it computes (`genlab.purify.network`). `speed_loops()` names the two ways
-`bench/purify_speed.py` compares: the official code's loop (fp32, eager, batch 128) and the fast
-one (bf16 autocast with TF32 for the rest, channels-last, compiled, batch 2048).
+not what it computes; each defaults to `auto`, the device's fast path (`genlab.purify.network`).
 """
 
 from __future__ import annotations
@@ -32,12 +30,11 @@ from genlab.samplers.ddpm import MAX_START_STEP, DdpmSampler
 
 
 class DdpmSettings(NetworkSettings, kind=CHECKPOINT_KIND, snapshot_field="diffusion_start_steps", label_prefix="ddpm-t",
-                   optimized_batch_size=2048):
+                   cuda_batch_size=2048, cpu_batch_pixels=131072):
     """PureGen-DDPM; `diffusion_start_steps` are the t* values, all produced by one call (one output each)."""
 
     name: Literal["ddpm"] = "ddpm"
     diffusion_start_steps: list[int] = Field(default_factory=lambda: [75])  # t* values, 1..999; paper: 75 (scratch), 125 (transfer)
-    batch_size: int = Field(128, ge=1)  # images per reverse-chain batch (each t* adds a copy of the batch)
 
     @field_validator("diffusion_start_steps")
     @classmethod
@@ -57,13 +54,14 @@ class DdpmPurifier(NetworkPurifier):
 
     def __init__(self, settings: DdpmSettings, seed: int) -> None:
         super().__init__(settings, seed, load_ddpm)
-        self.sampler = DdpmSampler(self.model, **settings.speed_options(self.device))
+        self.sampler = DdpmSampler(self.model, **self.sampler_options())
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{t*: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""
         out = {t: np.empty_like(images) for t in self.settings.diffusion_start_steps}
-        for start in range(0, len(images), self.settings.batch_size):
-            rows = slice(start, start + self.settings.batch_size)
+        size = self.speed_path(images.shape).batch_size  # each t* adds a copy of the batch in the reverse loop
+        for start in range(0, len(images), size):
+            rows = slice(start, start + size)
             purified = self.purify_tensor(to_tensor(images[rows], device=self.device), row_ids[rows])
             for t, x in purified.items():
                 out[t][rows] = to_pixels(x)

@@ -12,10 +12,7 @@ The EBM comes from a checkpoint directory (`checkpoint`) or the MLflow model reg
 once per purifier (one copy per Ray actor).
 
 Speed: `precision`, `channels_last`, `compile` and `batch_size` change how the same chain runs,
-not what it computes (`genlab.purify.network`). `speed_loops()` names the two ways
-`bench/purify_speed.py` compares: the official code's loop (fp32, eager, batch 128, one autograd
-call per step) and the fast one (bf16 autocast with TF32 for the rest, channels-last, compiled,
-batch 4096).
+not what it computes; each defaults to `auto`, the device's fast path (`genlab.purify.network`).
 """
 
 from __future__ import annotations
@@ -38,14 +35,13 @@ EBM_KIND = "ebm"
 
 
 class EbmSettings(NetworkSettings, kind=EBM_KIND, snapshot_field="langevin_steps", label_prefix="ebm-T",
-                  optimized_batch_size=4096):
+                  cuda_batch_size=4096, cpu_batch_pixels=65536):
     """PureGen-EBM: Langevin purification with a trained EBM; `langevin_steps` are the snapshot T values of one chain."""
 
     name: Literal["ebm"] = "ebm"
     langevin_steps: list[int] = Field(default_factory=lambda: [150])  # T values (snapshots of one chain); paper: 150
     step_size: float = Field(1.25e-2, gt=0)  # Langevin eps, [-1,1] units (per-step noise std)
     temperature: float = Field(1e-4, gt=0)  # Langevin tau (energy is divided by it)
-    batch_size: int = Field(256, ge=1)  # images per chain batch on the device
 
     @field_validator("langevin_steps")
     @classmethod
@@ -75,14 +71,15 @@ class EbmPurifier(NetworkPurifier):
     def __init__(self, settings: EbmSettings, seed: int) -> None:
         super().__init__(settings, seed, load_ebm)
         self.sampler = LangevinSampler(self.model, step_size=settings.step_size, temperature=settings.temperature,
-                                       **settings.speed_options(self.device))
+                                       **self.sampler_options())
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{T: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""
         steps = self.settings.langevin_steps
         out = {t: np.empty_like(images) for t in steps}
-        for start in range(0, len(images), self.settings.batch_size):
-            batch = images[start:start + self.settings.batch_size]
+        size = self.speed_path(images.shape).batch_size
+        for start in range(0, len(images), size):
+            batch = images[start:start + size]
             chain = self.sampler.run(to_tensor(batch, device=self.device), steps=steps, seed=self.seed,
                                      row_ids=row_ids[start:start + len(batch)])
             for t, x_t in chain.snapshots.items():

@@ -2,23 +2,26 @@
 (`genlab.purify.model_source`), the list of step counts one run yields (T or t* values), and how
 the network runs (`genlab.samplers.speed`); `NetworkPurifier` loads the network once.
 
-The speed fields (`precision`, `channels_last`, `compile`, and each purifier's own `batch_size`)
-change how the same chain runs, not what it computes. `speed_loops` names the two ways
-`bench/purify_speed.py` compares: the official code's loop (fp32, eager, batch 128) and the fast
-one (bf16 autocast with TF32 for the rest, channels-last, compiled, a large batch).
+The speed fields (`precision`, `channels_last`, `compile`, `batch_size`) change how the same chain
+runs, not what it computes. Each defaults to `auto`: the device's fast path
+(`genlab.samplers.speed.device_fast_path`; fp32 and channels-last on a CPU, bf16, channels-last and
+compiled on CUDA), which is what the sweep runs and what the purifier reports in `speed_path`.
+`speed_loops` names the two ways `bench/purify_speed.py` compares: the official code's loop
+(fp32, eager, batch 128) and `auto`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal
+from typing import Annotated, Any, Callable, ClassVar, Literal
 
 import torch
+from pydantic import Field
 
 from genlab.purify.base import Purifier, PurifierSettings
 from genlab.purify.model_source import ModelSource, model_dir
 from genlab.runtime import resolve_device
-from genlab.samplers.speed import resolve_precision
+from genlab.samplers.speed import SpeedPath, cpu_batch_size, device_fast_path, resolve_precision
 
 
 class NetworkSettings(ModelSource, PurifierSettings):
@@ -27,24 +30,27 @@ class NetworkSettings(ModelSource, PurifierSettings):
 
     A subclass says what it is in its class keywords: `kind` (the checkpoint kind, also the
     purifier's name), `snapshot_field` (its list field of step counts, e.g. "langevin_steps"),
-    `label_prefix` (labels read `<prefix><steps>`, e.g. "ebm-T" -> ebm-T150) and
-    `optimized_batch_size` (the batch of its "optimized" speed loop).
+    `label_prefix` (labels read `<prefix><steps>`, e.g. "ebm-T" -> ebm-T150), `cuda_batch_size`
+    (its `auto` batch on CUDA) and `cpu_batch_pixels` (its `auto` batch on a CPU holds about this
+    many pixels per channel: `genlab.samplers.speed.cpu_batch_size`).
     """
 
     snapshot_field: ClassVar[str]
     label_prefix: ClassVar[str]
-    optimized_batch_size: ClassVar[int]
+    cuda_batch_size: ClassVar[int]
+    cpu_batch_pixels: ClassVar[int]
     device: str = "auto"  # auto (cuda when present), cpu or cuda
     precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"  # network arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
-    channels_last: bool = False  # feed the network channels-last tensors (faster convolutions on CUDA)
-    compile: bool = False  # torch.compile the network and the per-row noise (pays a compile per new batch shape)
+    channels_last: bool | Literal["auto"] = "auto"  # channels-last tensors into the network (auto: yes on CPU and CUDA)
+    compile: bool | Literal["auto"] = "auto"  # torch.compile net and noise (auto: on CUDA only; a compile per batch shape)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # images per chain batch (auto: per device)
 
-    def __init_subclass__(cls, *, kind: str, snapshot_field: str, label_prefix: str, optimized_batch_size: int,
-                          **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, kind: str, snapshot_field: str, label_prefix: str, cuda_batch_size: int,
+                          cpu_batch_pixels: int, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.model_kind, cls.missing_model = kind, f"purifier {kind} needs checkpoint=... or registered_model=..."
         cls.snapshot_field, cls.label_prefix = snapshot_field, label_prefix
-        cls.optimized_batch_size = optimized_batch_size
+        cls.cuda_batch_size, cls.cpu_batch_pixels = cuda_batch_size, cpu_batch_pixels
 
     def snapshot_steps(self) -> list[int]:
         return list(getattr(self, self.snapshot_field))
@@ -57,15 +63,22 @@ class NetworkSettings(ModelSource, PurifierSettings):
 
     @classmethod
     def speed_loops(cls) -> dict[str, dict[str, Any]]:
-        """Return the speed fields of the "reference" loop (the official code's) and of the "optimized" one."""
+        """Return the speed fields of the "reference" loop (the official code's: fp32, eager, batch 128) and of the
+        "optimized" one (every field `auto`: the device's fast path, what the sweep runs)."""
         return {"reference": {"precision": "fp32", "channels_last": False, "compile": False, "batch_size": 128},
-                "optimized": {"precision": "bf16", "channels_last": True, "compile": True,
-                              "batch_size": cls.optimized_batch_size}}
+                "optimized": {"precision": "auto", "channels_last": "auto", "compile": "auto", "batch_size": "auto"}}
 
-    def speed_options(self, device: torch.device) -> dict[str, Any]:
-        """Return the sampler keyword arguments `precision` (resolved for `device`), `channels_last` and `compile`."""
-        return {"precision": resolve_precision(self.precision, device), "channels_last": self.channels_last,
-                "compile": self.compile}
+    def speed_path(self, device: torch.device, image_shape: tuple[int, ...]) -> SpeedPath:
+        """Return how this setting runs on `device` for images of `image_shape` (NHWC or HWC), every `auto` field
+        resolved."""
+        precision, channels_last, compile = device_fast_path(device)
+        batch = self.batch_size
+        if batch == "auto":
+            height, width = image_shape[-3:-1]
+            batch = self.cuda_batch_size if device.type == "cuda" else cpu_batch_size(self.cpu_batch_pixels, height * width)
+        return SpeedPath(device.type, resolve_precision(self.precision, device),
+                         channels_last if self.channels_last == "auto" else self.channels_last,
+                         compile if self.compile == "auto" else self.compile, batch)
 
 
 class NetworkPurifier(Purifier):
@@ -76,3 +89,15 @@ class NetworkPurifier(Purifier):
         self.settings, self.seed = settings, seed
         self.device = resolve_device(settings.device)
         self.model = load(model_dir(settings), self.device)  # once per purifier (one copy per Ray actor)
+
+    def sampler_options(self) -> dict[str, Any]:
+        """Return the sampler keyword arguments `precision`, `channels_last` and `compile` on this purifier's device."""
+        path = self.settings.speed_path(self.device, (1, 1, 1))  # the batch is not needed here
+        return {"precision": path.precision, "channels_last": path.channels_last, "compile": path.compile}
+
+    def speed_path(self, image_shape: tuple[int, ...]) -> SpeedPath:
+        """Return how this purifier runs images of `image_shape` (NHWC or HWC) on its device."""
+        return self.settings.speed_path(self.device, image_shape)
+
+    def speed_params(self, image_shape: tuple[int, ...]) -> dict[str, str]:
+        return self.speed_path(image_shape).params()

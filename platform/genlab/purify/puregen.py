@@ -159,13 +159,19 @@ class PuregenPurifier(Purifier):
         self.settings, self.seed = settings, seed
         self.ebm = EbmPurifier(settings.ebm, seed)
         self.ddpm = DdpmPurifier(settings.ddpm, seed)
-        self.batch_size = min(settings.ebm.batch_size, settings.ddpm.batch_size)
+
+    def speed_params(self, image_shape: tuple[int, ...]) -> dict[str, str]:
+        return {f"{stage}.{key}": value for stage, purifier in (("ebm", self.ebm), ("ddpm", self.ddpm))
+                for key, value in purifier.speed_params(image_shape).items()}
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
-        """Return `{t*: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""
+        """Return `{t*: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise.
+
+        A batch is the smaller of the two stages' batches, so neither stage's working set outgrows its own."""
         out = {t: np.empty_like(images) for t in self.settings.ddpm.diffusion_start_steps}
-        for start in range(0, len(images), self.batch_size):
-            rows = slice(start, start + self.batch_size)
+        size = min(self.ebm.speed_path(images.shape).batch_size, self.ddpm.speed_path(images.shape).batch_size)
+        for start in range(0, len(images), size):
+            rows = slice(start, start + size)
             for t, x in self.purify_tensor(to_tensor(images[rows], device=self.ebm.device), row_ids[rows]).items():
                 out[t][rows] = to_pixels(x)
         return out
@@ -225,6 +231,9 @@ class PuregenFiltPurifier(Purifier):
         self.settings = settings
         self.scorer = EnergyScorer(settings.energy_model)
         self.transform = build_puregen(settings.transform, seed=seed)
+
+    def speed_params(self, image_shape: tuple[int, ...]) -> dict[str, str]:
+        return self.transform.speed_params(image_shape)
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{t*: uint8 [N,H,W,C]}`: `images` with their highest-energy fraction k replaced by Psi_T of them."""

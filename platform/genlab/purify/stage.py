@@ -2,9 +2,9 @@
 
 Each actor builds its purifier once (`__init__`: model weights are loaded there) and
 purifies numpy batches in `__call__`. Rows come back exploded per step count
-(`position`, `row_id`, `image`, `label`, `steps`), are gathered by the driver, and cached as
-parquet. `row_id` keys each row's noise (so the clean and the poisoned copy of a training row
-are purified with the same noise); `position` is unique within a run, so several parts (clean
+(`position`, `row_id`, `image`, `label`, `steps`, and `speed`: how the actor ran its networks),
+are gathered by the driver, and cached as parquet. `row_id` keys each row's noise (so the clean
+and the poisoned copy of a training row are purified with the same noise); `position` is unique within a run, so several parts (clean
 rows and each attack's poisoned rows) share one stage run and one actor-pool start-up.
 Models travel to the actors through Ray's object store, never as paths: the driver reads each
 checkpoint a setting names (`bundle_checkpoint`), puts it once, and every actor writes the
@@ -16,6 +16,7 @@ actor pool holds on small machines (Ray Data CPU starvation, ray#44687).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -88,13 +89,16 @@ class PurifierActor:
         if self.crash_marker is not None and not os.path.exists(self.crash_marker):
             open(self.crash_marker, "w").close()
             os._exit(1)  # the process dies mid-stage, as a preempted node would
-        by_steps = self.purifier.purify(np.asarray(batch["image"]), np.asarray(batch["row_id"]))
+        images = np.asarray(batch["image"])
+        by_steps = self.purifier.purify(images, np.asarray(batch["row_id"]))
         steps = sorted(by_steps)
         count = len(batch["row_id"])
+        speed = json.dumps(self.purifier.speed_params(images.shape), sort_keys=True)
         return {"position": np.tile(batch["position"], len(steps)), "row_id": np.tile(batch["row_id"], len(steps)),
                 "label": np.tile(batch["label"], len(steps)),
                 "image": np.concatenate([by_steps[s] for s in steps]),
-                "steps": np.repeat(np.asarray(steps, dtype=np.int64), count)}
+                "steps": np.repeat(np.asarray(steps, dtype=np.int64), count),
+                "speed": np.full(count * len(steps), speed)}  # how this actor ran (one short string, repeated)
 
 
 def images_to_ray_dataset(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, num_blocks: int) -> ray.data.Dataset:
@@ -137,7 +141,18 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
         aligned = np.empty_like(images)
         aligned[order] = out_images[mask]
         by_steps[int(step)] = aligned
-    return PurifiedImages(row_ids, by_steps, images_per_s=len(row_ids) / elapsed)
+    return PurifiedImages(row_ids, by_steps, images_per_s=len(row_ids) / elapsed, speed=_stage_speed(chunks))
+
+
+def _stage_speed(chunks: list[dict[str, np.ndarray]]) -> dict[str, str]:
+    """Return the speed params the actors reported; where they differ (a batch smaller than the others, actors
+    on different devices), each key holds the distinct values joined by '|'."""
+    seen: dict[str, list[str]] = {}
+    for text in sorted({str(value) for chunk in chunks for value in np.unique(chunk["speed"])}):
+        for key, value in json.loads(text).items():
+            if value not in seen.setdefault(key, []):
+                seen[key].append(value)
+    return {key: "|".join(values) for key, values in seen.items()}
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,24 @@ with which float rounding.
 - `compile`: the net, and the per-row noise (`genlab.samplers.noise.chain_noise`, many small
   integer and float64 kernels when eager), go through `torch.compile`; the first call of each new
   batch shape pays the compilation.
+
+`device_fast_path(device)` is the recipe each of those resolves to when a setting says `auto`
+(`bench/purify_throughput.py` measures it against the official code's loop):
+
+- CUDA: bf16 autocast (TF32 for the rest), channels-last, compiled (the H100 recipe of
+  `../shared/specs`' GPU anchors).
+- CPU: fp32 (never bf16: a CPU without bf16 units runs bf16 autocast hundreds of times slower),
+  channels-last (oneDNN's fast layout: 1.4x NCHW on the Langevin gradient of the small EBM and
+  of the paper's nf=128 one, 1.3x on the small UNet, measured on a 2-core Xeon), eager
+  (`torch.compile` measured 0.6x eager there, after 40 s of compilation). Its batch holds a
+  fixed number of pixels per image channel (`cpu_batch_size`), so a batch's activations stay
+  in the caches: 256 digits-size images (16x16) for the EBM, 64 CIFAR-size ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Callable, Iterator, Literal
 
 import torch
@@ -28,10 +41,41 @@ from genlab.samplers.noise import chain_noise
 Precision = Literal["fp32", "tf32", "bf16"]
 
 
+@dataclass(frozen=True)
+class SpeedPath:
+    """How a sampler runs its network on one device: what the `auto` speed fields resolved to."""
+
+    device: str  # "cpu" or "cuda"
+    precision: Precision
+    channels_last: bool
+    compile: bool
+    batch_size: int  # images per chain batch
+
+    def params(self) -> dict[str, str]:
+        """Return the path as MLflow params: device, dtype, memory_format, compiled, batch_size (strings)."""
+        return {"device": self.device, "dtype": self.precision,
+                "memory_format": "channels_last" if self.channels_last else "contiguous",
+                "compiled": str(self.compile).lower(), "batch_size": str(self.batch_size)}
+
+
+def device_fast_path(device: torch.device) -> tuple[Precision, bool, bool]:
+    """Return (precision, channels_last, compile) of the fast path on `device` (module docstring): bf16, True, True
+    on CUDA; fp32, True, False on a CPU."""
+    return ("bf16", True, True) if device.type == "cuda" else ("fp32", True, False)
+
+
+def cpu_batch_size(pixels_per_batch: int, image_pixels: int) -> int:
+    """Return the CPU batch (images, a power of two in 16..1024) whose images hold about `pixels_per_batch` pixels per
+    channel together, for images of `image_pixels` (H x W) pixels."""
+    wanted = max(1, pixels_per_batch // max(1, image_pixels))
+    return min(1024, max(16, 1 << (wanted.bit_length() - 1)))
+
+
 def resolve_precision(precision: str, device: torch.device) -> Precision:
-    """Return 'fp32', 'tf32' or 'bf16' for a settings value ('auto' = bf16 on CUDA, fp32 elsewhere)."""
+    """Return 'fp32', 'tf32' or 'bf16' for a settings value ('auto' = the device's fast path: bf16 on CUDA, fp32
+    elsewhere)."""
     if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return device_fast_path(device)[0]
     if precision not in ("fp32", "tf32", "bf16"):
         raise ValueError(f"precision must be auto, fp32, tf32 or bf16, got {precision!r}")
     return precision  # type: ignore[return-value]

@@ -30,7 +30,8 @@ def defense_training_sets(cfg: SweepConfig, sets: list[TrainingSet], train: Imag
     missing = {attack: poison for attack, poison in poisons.items() if attack not in raw}
     if missing:
         raw.update({s.attack: s for s in purify_training_sets(cfg, [NoneSettings()], train, missing, out_dir)})
-    return [TrainingSet(f"{attack}-{defense.label()}", attack, defense, 0, base.data, None, base.grid_path) for attack, base in raw.items() for defense in cfg.defenses]
+    return [TrainingSet(f"{attack}-{defense.label()}", attack, defense, 0, base.data, None, base.grid_path, {})
+            for attack, base in raw.items() for defense in cfg.defenses]
 
 
 def is_defense(settings: object) -> bool:

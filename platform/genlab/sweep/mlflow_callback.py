@@ -2,7 +2,8 @@
 
 `genlab.tracking.NestedRunCallback` does the run lifecycle (one run per trial name, resume,
 retries, failures). What a sweep trial's run holds: its params (attack, purifier or defense and
-its `kind`, seed, its params), its sample grid (`samples/`), `METRICS` per classifier epoch
+its `kind`, seed, its params, and `purify_speed.*`: device, dtype, memory format, compiled, batch of the
+purifier's networks), its sample grid (`samples/`), `METRICS` per classifier epoch
 (with `cost_s` and a defense's detection scores), and, when a scheduler (ASHA) stopped it
 before `full_epochs`, the tag `genlab.stopped_early=true` (else `false`). The
 callback keeps every trial's last metrics (`final`, as logged) and the stopped ones
@@ -47,7 +48,8 @@ class MlflowTrialCallback(NestedRunCallback):
         spec = trial.config["spec"]
         return {"attack": spec["attack"], "purifier": spec["purifier"], "seed": str(spec["seed"]),
                 "kind": "defense" if spec["purifier"] in DEFENSE_NAMES else "purifier",
-                **{f"purifier_params.{k}": str(v) for k, v in spec["purifier_params"].items()}}
+                **{f"purifier_params.{k}": str(v) for k, v in spec["purifier_params"].items()},
+                **{f"purify_speed.{k}": v for k, v in spec.get("purify_speed", {}).items()}}
 
     def on_run_start(self, run_id: str, trial: Any) -> None:
         self.epochs.pop(self.trial_name(trial), None)  # a retried attempt counts its epochs afresh

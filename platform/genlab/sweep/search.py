@@ -45,7 +45,7 @@ def trial_spec(training_set: TrainingSet, seed: int) -> dict[str, Any]:
     s = training_set
     return {"name": trial_name(s.attack, s.settings, s.steps, seed), "data_key": s.key, "attack": s.attack,
             "purifier": s.settings.name, "purifier_params": s.settings.params(s.steps), "seed": seed,
-            "purify_images_per_s": s.purify_images_per_s}
+            "purify_images_per_s": s.purify_images_per_s, "purify_speed": s.purify_speed}
 
 
 def grid_specs(sets: list[TrainingSet], seeds: list[int]) -> list[dict[str, Any]]:

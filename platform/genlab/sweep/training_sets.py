@@ -50,6 +50,7 @@ class TrainingSet:
     data: ray.ObjectRef  # (images, labels) in Ray's object store (genlab.sweep.set_store)
     purify_images_per_s: float | None
     grid_path: Path
+    purify_speed: dict[str, str]  # how the purifier ran its networks (`Purifier.speed_params`); {} without one
     stage_ran: bool = False  # its purifier setting went through a Ray Data stage in this sweep (not all from the cache)
 
 
@@ -176,5 +177,5 @@ def _poisoned_sets(attack: str, poison: PoisonSet, settings: PurifierSettings, t
         grid = save_image_grid([train.images[shown], poison.images[:8], images[shown]],
                                ["clean", "poisoned", settings.label(steps)], out_dir / "grids" / f"{key}.png")
         sets.append(TrainingSet(key, attack, settings, steps, store_training_set(images, labels), clean.images_per_s,
-                                grid, stage_ran))
+                                grid, clean.speed, stage_ran))
     return sets
