@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from purify_speed import compare_speed_paths, speed_loop
 
 from genlab.checkpoints import save_model
 from genlab.models.ddpm import DdpmNetConfig, build_unet
@@ -14,6 +15,7 @@ from genlab.purify import build_purifier
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
 from genlab.purify.puregen import EnergyModelSettings, PuregenFiltSettings, PuregenNaiveSettings, PuregenRepsSettings
+from genlab.samplers.lowering import lower_covering_convolutions
 from genlab.samplers.speed import SpeedPath, cpu_batch_size
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
@@ -24,11 +26,11 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs n
 def test_auto_resolves_to_fp32_channels_last_eager_on_cpu_and_to_the_bf16_compiled_recipe_on_cuda(
         settings_cls, digits_batch, cifar_batch, cuda_batch):
     settings = settings_cls()
-    assert settings.speed_path(CPU, (16, 16, 1)) == SpeedPath("cpu", "fp32", True, False, digits_batch)
-    assert settings.speed_path(CPU, (128, 32, 32, 3)) == SpeedPath("cpu", "fp32", True, False, cifar_batch)
-    assert settings.speed_path(CUDA, (32, 32, 3)) == SpeedPath("cuda", "bf16", True, True, cuda_batch)
+    assert settings.speed_path(CPU, (16, 16, 1)) == SpeedPath("cpu", "fp32", True, True, False, digits_batch)
+    assert settings.speed_path(CPU, (128, 32, 32, 3)) == SpeedPath("cpu", "fp32", True, True, False, cifar_batch)
+    assert settings.speed_path(CUDA, (32, 32, 3)) == SpeedPath("cuda", "bf16", True, False, True, cuda_batch)
     chosen = settings.model_copy(update={"precision": "fp32", "channels_last": False, "batch_size": 128})
-    assert chosen.speed_path(CUDA, (32, 32, 3)) == SpeedPath("cuda", "fp32", False, True, 128)  # set fields win
+    assert chosen.speed_path(CUDA, (32, 32, 3)) == SpeedPath("cuda", "fp32", False, False, True, 128)  # set fields win
 
 
 def test_the_cpu_batch_holds_a_fixed_pixel_budget_within_bounds():
@@ -77,3 +79,33 @@ def test_on_a_cpu_the_purifiers_never_run_bf16_autocast(name, checkpoints, digit
     dtypes = [value for key, value in reported.items() if key.endswith("dtype")]
     assert dtypes and set(dtypes) == {"fp32"}, reported  # and the path it reports says so
     assert {value for key, value in reported.items() if key.endswith("memory_format")} == {"channels_last"}
+
+
+def test_covering_convolutions_become_dense_products_with_the_same_values_and_input_gradients():
+    torch.manual_seed(0)
+    net = build_ebm(EbmNetConfig(nf=8)).eval().requires_grad_(False)
+    x = torch.rand(16, 1, 16, 16) * 2 - 1
+    lowered, replaced = lower_covering_convolutions(net, x)
+    kinds = [type(layer).__name__ for layer in lowered.layers]
+    assert replaced == 2 and kinds.count("DenseConv2d") == 2 and kinds[-1] == "DenseConv2d"  # 4x4 kernel on 4x4, 3x3 on 2x2
+    assert all(isinstance(layer, torch.nn.Conv2d) for layer in net.layers[::2])  # the original is untouched
+
+    def energy_and_gradient(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = x.clone().requires_grad_(True)
+        energy = model(inputs)
+        return energy.detach(), torch.autograd.grad(energy.sum(), inputs)[0]
+
+    (energy, gradient), (dense_energy, dense_gradient) = energy_and_gradient(net), energy_and_gradient(lowered)
+    assert torch.allclose(dense_energy, energy, rtol=1e-5, atol=1e-7)
+    assert (dense_gradient - gradient).norm() < 1e-2 * gradient.norm()  # rounding (a LeakyReLU kink may flip)
+    assert [lower_covering_convolutions(net, torch.rand(2, 1, side, side))[1] for side in (8, 32)] == [3, 0]
+
+
+@pytest.mark.parametrize("name", ["ebm", "ddpm"])
+def test_the_cpu_fast_path_purifies_as_the_reference_loop_does(name, checkpoints, digits):
+    settings = _generative_settings(checkpoints)[name]
+    images, rows = digits[0].images[:64], np.arange(64)
+    stats = compare_speed_paths(speed_loop(settings, "reference"), speed_loop(settings, "optimized"), images, rows)
+    change = stats["reference_mean_abs_change"]
+    assert change > 0.5 and abs(stats["optimized_mean_abs_change"] - change) < 0.01 * change
+    assert stats["mean_abs_difference"] < 0.02 * change

@@ -2,7 +2,7 @@
 (`genlab.purify.model_source`), the list of step counts one run yields (T or t* values), and how
 the network runs (`genlab.samplers.speed`); `NetworkPurifier` loads the network once.
 
-The speed fields (`precision`, `channels_last`, `compile`, `batch_size`) change how the same chain
+The speed fields (`precision`, `channels_last`, `dense_convs`, `compile`, `batch_size`) change how the same chain
 runs, not what it computes. Each defaults to `auto`: the device's fast path
 (`genlab.samplers.speed.device_fast_path`; fp32 and channels-last on a CPU, bf16, channels-last and
 compiled on CUDA), which is what the sweep runs and what the purifier reports in `speed_path`.
@@ -42,6 +42,7 @@ class NetworkSettings(ModelSource, PurifierSettings):
     device: str = "auto"  # auto (cuda when present), cpu or cuda
     precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"  # network arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool | Literal["auto"] = "auto"  # channels-last tensors into the network (auto: yes on CPU and CUDA)
+    dense_convs: bool | Literal["auto"] = "auto"  # covering convolutions as dense products (auto: on CPU only)
     compile: bool | Literal["auto"] = "auto"  # torch.compile net and noise (auto: on CUDA only; a compile per batch shape)
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # images per chain batch (auto: per device)
 
@@ -65,19 +66,22 @@ class NetworkSettings(ModelSource, PurifierSettings):
     def speed_loops(cls) -> dict[str, dict[str, Any]]:
         """Return the speed fields of the "reference" loop (the official code's: fp32, eager, batch 128) and of the
         "optimized" one (every field `auto`: the device's fast path, what the sweep runs)."""
-        return {"reference": {"precision": "fp32", "channels_last": False, "compile": False, "batch_size": 128},
-                "optimized": {"precision": "auto", "channels_last": "auto", "compile": "auto", "batch_size": "auto"}}
+        return {"reference": {"precision": "fp32", "channels_last": False, "dense_convs": False, "compile": False,
+                              "batch_size": 128},
+                "optimized": {"precision": "auto", "channels_last": "auto", "dense_convs": "auto", "compile": "auto",
+                              "batch_size": "auto"}}
 
     def speed_path(self, device: torch.device, image_shape: tuple[int, ...]) -> SpeedPath:
         """Return how this setting runs on `device` for images of `image_shape` (NHWC or HWC), every `auto` field
         resolved."""
-        precision, channels_last, compile = device_fast_path(device)
+        _, channels_last, dense_convs, compile = device_fast_path(device)
         batch = self.batch_size
         if batch == "auto":
             height, width = image_shape[-3:-1]
             batch = self.cuda_batch_size if device.type == "cuda" else cpu_batch_size(self.cpu_batch_pixels, height * width)
         return SpeedPath(device.type, resolve_precision(self.precision, device),
                          channels_last if self.channels_last == "auto" else self.channels_last,
+                         dense_convs if self.dense_convs == "auto" else self.dense_convs,
                          compile if self.compile == "auto" else self.compile, batch)
 
 
@@ -91,9 +95,11 @@ class NetworkPurifier(Purifier):
         self.model = load(model_dir(settings), self.device)  # once per purifier (one copy per Ray actor)
 
     def sampler_options(self) -> dict[str, Any]:
-        """Return the sampler keyword arguments `precision`, `channels_last` and `compile` on this purifier's device."""
+        """Return the sampler keyword arguments `precision`, `channels_last`, `dense_convs` and `compile` on this
+        purifier's device."""
         path = self.settings.speed_path(self.device, (1, 1, 1))  # the batch is not needed here
-        return {"precision": path.precision, "channels_last": path.channels_last, "compile": path.compile}
+        return {"precision": path.precision, "channels_last": path.channels_last, "dense_convs": path.dense_convs,
+                "compile": path.compile}
 
     def speed_path(self, image_shape: tuple[int, ...]) -> SpeedPath:
         """Return how this purifier runs images of `image_shape` (NHWC or HWC) on its device."""

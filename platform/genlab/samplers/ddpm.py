@@ -87,16 +87,17 @@ class DdpmSampler:
     """Forward jumps and reverse chains of a noise-prediction net `eps_theta(x, t)` (see module docstring).
 
     The net is used as given (callers put it in eval mode on the device they want); chains run
-    on its device. `precision`, `channels_last` and `compile` are the speed options of
+    on its device. `precision`, `channels_last`, `dense_convs` and `compile` are the speed options of
     `genlab.samplers.speed` (none changes the update; the chain state and the step arithmetic
     stay fp32). `net_calls` and `net_evaluations` (rows x calls) count the net's use over the
     sampler's lifetime.
     """
 
     def __init__(self, net: nn.Module, *, precision: Precision = "fp32", channels_last: bool = False,
-                 compile: bool = False) -> None:
+                 dense_convs: bool = False, compile: bool = False) -> None:
         self.device = next(net.parameters()).device
-        self.runner = NetRunner(net, precision=precision, channels_last=channels_last, compile=compile)
+        self.runner = NetRunner(net, precision=precision, channels_last=channels_last, dense_convs=dense_convs,
+                                compile=compile)
         self.scheduler = make_scheduler()
         self._coeff = _Coefficients.of(self.scheduler, self.device)
         self.net_calls = 0

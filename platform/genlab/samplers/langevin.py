@@ -14,7 +14,7 @@ Noise: xi_k for row r is counter-based, keyed by (seed, row_id, k, pixel index)
 (`genlab.samplers.noise`), so a row gets the same chain whatever batch, batch size, actor or
 device it runs in.
 
-Speed options (`genlab.samplers.speed.NetRunner`: precision, channels_last, compile) change how
+Speed options (`genlab.samplers.speed.NetRunner`: precision, channels_last, dense_convs, compile) change how
 the gradient is computed, not the update; the official code's loop is fp32, eager, with one
 autograd call per step, which is also what this sampler does by default.
 """
@@ -44,17 +44,19 @@ class LangevinSampler:
     """Runs Langevin chains x <- x - (eps^2/2) grad G(x)/tau + eps*xi on `energy` (see module docstring).
 
     The net is used as it is (callers put it in eval mode and on the device they want); chains
-    run on the net's device. `precision`, `channels_last` and `compile` are the speed options of
+    run on the net's device. `precision`, `channels_last`, `dense_convs` and `compile` are the speed options of
     `genlab.samplers.speed` (defaults: the official loop, fp32 and eager). `gradient_evaluations`
     counts image-gradient evaluations over the sampler's lifetime.
     """
 
     def __init__(self, energy: nn.Module, *, step_size: float = 1.25e-2, temperature: float = 1e-4,
-                 precision: Precision = "fp32", channels_last: bool = False, compile: bool = False) -> None:
+                 precision: Precision = "fp32", channels_last: bool = False, dense_convs: bool = False,
+                 compile: bool = False) -> None:
         if not step_size > 0 or not temperature > 0:
             raise ValueError(f"Langevin step_size and temperature must be > 0, got {step_size}, {temperature}")
         self.energy = energy
-        self.runner = NetRunner(energy, precision=precision, channels_last=channels_last, compile=compile)
+        self.runner = NetRunner(energy, precision=precision, channels_last=channels_last, dense_convs=dense_convs,
+                                compile=compile)
         self.step_size = step_size
         self.temperature = temperature
         self.gradient_evaluations = 0

@@ -10,6 +10,8 @@ with which float rounding.
   stay fp32, and on CUDA the fp32 operations autocast leaves use TF32. On CPU it is CPU bf16
   autocast, so tests can compare precisions without a GPU.
 - `channels_last`: the net gets NHWC-strided inputs (cuDNN's fast convolution layout).
+- `dense_convs`: every convolution whose kernel covers its whole input runs as one dense matrix
+  product (`genlab.samplers.lowering`; e.g. the small EBM's last two layers).
 - `compile`: the net, and the per-row noise (`genlab.samplers.noise.chain_noise`, many small
   integer and float64 kernels when eager), go through `torch.compile`; the first call of each new
   batch shape pays the compilation.
@@ -18,10 +20,11 @@ with which float rounding.
 (`bench/purify_throughput.py` measures it against the official code's loop):
 
 - CUDA: bf16 autocast (TF32 for the rest), channels-last, compiled (the H100 recipe of
-  `../shared/specs`' GPU anchors).
+  `../shared/specs`' GPU anchors); no dense lowering (not measured on a GPU).
 - CPU: fp32 (never bf16: a CPU without bf16 units runs bf16 autocast hundreds of times slower),
   channels-last (oneDNN's fast layout: 1.4x NCHW on the Langevin gradient of the small EBM and
-  of the paper's nf=128 one, 1.3x on the small UNet, measured on a 2-core Xeon), eager
+  of the paper's nf=128 one, 1.3x on the small UNet, measured on a 2-core Xeon), dense
+  lowering of covering convolutions (1.15x more on the small EBM's gradient), eager
   (`torch.compile` measured 0.6x eager there, after 40 s of compilation). Its batch holds a
   fixed number of pixels per image channel (`cpu_batch_size`), so a batch's activations stay
   in the caches: 256 digits-size images (16x16) for the EBM, 64 CIFAR-size ones.
@@ -36,6 +39,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import nn
 
+from genlab.samplers.lowering import lower_covering_convolutions
 from genlab.samplers.noise import chain_noise
 
 Precision = Literal["fp32", "tf32", "bf16"]
@@ -48,20 +52,23 @@ class SpeedPath:
     device: str  # "cpu" or "cuda"
     precision: Precision
     channels_last: bool
+    dense_convs: bool
     compile: bool
     batch_size: int  # images per chain batch
 
     def params(self) -> dict[str, str]:
-        """Return the path as MLflow params: device, dtype, memory_format, compiled, batch_size (strings)."""
+        """Return the path as MLflow params: device, dtype, memory_format, dense_convs, compiled, batch_size
+        (strings)."""
         return {"device": self.device, "dtype": self.precision,
                 "memory_format": "channels_last" if self.channels_last else "contiguous",
-                "compiled": str(self.compile).lower(), "batch_size": str(self.batch_size)}
+                "dense_convs": str(self.dense_convs).lower(), "compiled": str(self.compile).lower(),
+                "batch_size": str(self.batch_size)}
 
 
-def device_fast_path(device: torch.device) -> tuple[Precision, bool, bool]:
-    """Return (precision, channels_last, compile) of the fast path on `device` (module docstring): bf16, True, True
-    on CUDA; fp32, True, False on a CPU."""
-    return ("bf16", True, True) if device.type == "cuda" else ("fp32", True, False)
+def device_fast_path(device: torch.device) -> tuple[Precision, bool, bool, bool]:
+    """Return (precision, channels_last, dense_convs, compile) of the fast path on `device` (module docstring):
+    bf16, True, False, True on CUDA; fp32, True, True, False on a CPU."""
+    return ("bf16", True, False, True) if device.type == "cuda" else ("fp32", True, True, False)
 
 
 def cpu_batch_size(pixels_per_batch: int, image_pixels: int) -> int:
@@ -104,13 +111,16 @@ class NetRunner:
     """
 
     def __init__(self, net: nn.Module, *, precision: Precision = "fp32", channels_last: bool = False,
-                 compile: bool = False) -> None:
+                 dense_convs: bool = False, compile: bool = False) -> None:
         self.device = next(net.parameters()).device
         self.precision = precision
         self.channels_last = channels_last
         if channels_last:
             net.to(memory_format=torch.channels_last)
         self.net = net
+        self.dense_convs = dense_convs
+        self._lowered: dict[tuple[int, ...], nn.Module] = {}  # image shape -> the net with its covering convs dense
+        self._compile = compile
         self._forward = torch.compile(net) if compile else net
         self._use_tf32 = precision in ("tf32", "bf16") and self.device.type == "cuda"
         self.noise: Callable[..., torch.Tensor] = torch.compile(chain_noise, dynamic=False) if compile else chain_noise
@@ -121,8 +131,18 @@ class NetRunner:
             x = x.contiguous(memory_format=torch.channels_last)
         with _tf32(self._use_tf32), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                                      enabled=self.precision == "bf16"):
-            out = self._forward(x, *args)
+            out = self._network_for(x, *args)(x, *args)
         return out.float()
+
+    def _network_for(self, x: torch.Tensor, *args: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """Return what runs inputs shaped like `x`: the net (compiled or not), or its copy lowered for that shape."""
+        if not self.dense_convs:
+            return self._forward
+        shape = tuple(x.shape[1:])
+        if shape not in self._lowered:
+            lowered, _ = lower_covering_convolutions(self.net, x, *args)
+            self._lowered[shape] = torch.compile(lowered) if self._compile else lowered
+        return self._lowered[shape]
 
     def step_noise(self, keys: torch.Tensor, step: int, shape: tuple[int, ...]) -> torch.Tensor:
         """Return `chain_noise(keys, step, shape)` (fp32), through the compiled noise when `compile` is set.

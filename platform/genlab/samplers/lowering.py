@@ -1,0 +1,69 @@
+"""Convolutions whose kernel covers their whole input, run as one dense matrix product.
+
+Late layers of a downsampling network see tiny feature maps: the small EBM's fourth convolution
+takes 128 x 4 x 4 to 256 x 2 x 2 with a 4 x 4 kernel. oneDNN's direct convolution is slow on
+such shapes (about 150 GFLOP/s where a matrix product of the same size reaches 340 on a 2-core
+Xeon). A convolution is a linear map of its input, so it equals `x.flatten(1) @ M + b` for one
+matrix M, which `DenseConv2d` builds by convolving the basis images. When the kernel's area is at
+least the input's (kh * kw >= H * W) the product does no more multiply-adds than the
+convolution's nominal count, so nothing is wasted; `lower_covering_convolutions` swaps exactly
+those layers. The result equals the convolution up to float rounding; gradients to the input
+flow through the product (its transpose), so a Langevin step runs two GEMMs there.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class DenseConv2d(nn.Module):
+    """A frozen `nn.Conv2d` on inputs of one shape [C, H, W], as `x.flatten(1) @ matrix + bias` (same output)."""
+
+    def __init__(self, conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> None:
+        super().__init__()
+        size = in_shape[0] * in_shape[1] * in_shape[2]
+        with torch.no_grad():
+            basis = torch.eye(size, dtype=conv.weight.dtype, device=conv.weight.device).view(size, *in_shape)
+            columns = conv._conv_forward(basis, conv.weight, None)  # honours padding_mode; conv is linear in x
+        self.out_shape = tuple(columns.shape[1:])
+        self.register_buffer("matrix", columns.reshape(size, -1).contiguous())
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(self.out_shape[0], device=conv.weight.device)
+        self.register_buffer("bias", bias.repeat_interleave(self.out_shape[1] * self.out_shape[2]).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the convolution of `x` [N, C, H, W] (any memory format) as a contiguous [N, C_out, H_out, W_out]."""
+        return torch.addmm(self.bias, x.reshape(len(x), -1), self.matrix).view(len(x), *self.out_shape)
+
+
+def _covers_its_input(conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> bool:
+    """Return whether the dense product of `conv` on [C, H, W] inputs costs no more multiply-adds than the
+    convolution (kernel area >= input area; ungrouped, undilated)."""
+    kernel_h, kernel_w = conv.kernel_size
+    return conv.groups == 1 and conv.dilation == (1, 1) and kernel_h * kernel_w >= in_shape[1] * in_shape[2]
+
+
+def lower_covering_convolutions(net: nn.Module, *example: torch.Tensor) -> tuple[nn.Module, int]:
+    """Return (a copy of `net` with every convolution that covers its input, for inputs shaped like `example`,
+    replaced by its `DenseConv2d`; the number replaced). `net` itself is unchanged; the copy only accepts that
+    input shape at the replaced layers, so callers keep one copy per shape."""
+    lowered = copy.deepcopy(net)
+    shapes: dict[str, set[tuple[int, int, int]]] = {}
+    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: shapes.setdefault(name, set()).add(
+             tuple(args[0].shape[1:]))) for name, module in lowered.named_modules() if isinstance(module, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            lowered(*(tensor[:1] for tensor in example))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    replaced = 0
+    for name, seen in shapes.items():
+        conv, in_shape = lowered.get_submodule(name), next(iter(seen))
+        if len(seen) == 1 and _covers_its_input(conv, in_shape):  # a layer called on several shapes stays a conv
+            parent, _, leaf = name.rpartition(".")
+            setattr(lowered.get_submodule(parent), leaf, DenseConv2d(conv, in_shape))
+            replaced += 1
+    return lowered, replaced
