@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from diffusers import UNet2DModel
 from pydantic import Field, model_validator
 from torch import nn
 
@@ -77,6 +76,8 @@ class DdpmUNet(nn.Module):
     def __init__(self, config: DdpmNetConfig) -> None:
         super().__init__()
         self.config = config
+        from diffusers import UNet2DModel  # here, not at the top: 2 s that EBM-only purifier actors never pay
+
         self.unet = UNet2DModel(
             sample_size=config.sample_size, in_channels=config.channels, out_channels=config.channels,
             block_out_channels=tuple(config.block_out_channels), down_block_types=tuple(config.down_block_types),

@@ -29,7 +29,6 @@ from pydantic import model_validator
 from genlab.checkpoints import INDEX, read_checkpoint_index
 from genlab.config import StrictModel
 from genlab.errors import CheckpointError
-from genlab.tracking import resolve_registered_checkpoint
 
 TRAIN_HINTS = {  # model kind -> how to get one when a setting names none
     "ebm": "train one with `python jobs/train_ebm.py` (conf/train_ebm.yaml), which registers genlab-ebm-<dataset>",
@@ -67,6 +66,8 @@ def registered_checkpoint(name: str, version_or_alias: str | int | None, *, kind
     `version_or_alias`: a version number, an alias, or None / `latest` for the newest version.
     Raises `CheckpointError` if it is absent or not a checkpoint of `kind`.
     """
+    from genlab.tracking import resolve_registered_checkpoint  # MLflow only for registered models (1 s to import)
+
     path = resolve_registered_checkpoint(name, version_or_alias)
     read_checkpoint_index(path, kind=kind)
     return path

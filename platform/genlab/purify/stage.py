@@ -30,7 +30,6 @@ import ray
 from pydantic import Field, TypeAdapter
 
 from genlab.config import StrictModel
-from genlab.purify.registry import PurifierConfig, build_purifier
 from genlab.purify.base import PurifierSettings
 from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages, content_key
@@ -42,6 +41,7 @@ from genlab.purify.model_source import (
     with_local_checkpoint,
     with_model_sources,
 )
+from genlab.purify.registry import PurifierConfig, build_purifier
 
 
 class PurificationStageConfig(StrictModel):
