@@ -22,7 +22,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs n
 
 
 @pytest.mark.parametrize(("settings_cls", "digits_batch", "cifar_batch", "cuda_batch"),
-                         [(EbmSettings, 256, 64, 4096), (DdpmSettings, 512, 128, 2048)])
+                         [(EbmSettings, 128, 32, 4096), (DdpmSettings, 512, 128, 2048)])
 def test_auto_resolves_to_fp32_channels_last_eager_on_cpu_and_to_the_bf16_compiled_recipe_on_cuda(
         settings_cls, digits_batch, cifar_batch, cuda_batch):
     settings = settings_cls()

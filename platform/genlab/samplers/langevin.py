@@ -71,11 +71,15 @@ class LangevinSampler:
 
         Works inside `torch.no_grad()` / `torch.inference_mode()` callers (e.g. a Ray Data actor).
         """
+        return self._energy_sum_gradient(x) / self.temperature
+
+    def _energy_sum_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """Return grad_x sum_batch G(x) (no temperature), in `x`'s memory format."""
         with torch.inference_mode(False), torch.enable_grad():
             x = x.detach()
             x = (x.clone() if x.is_inference() else x).requires_grad_(True)
             (grad,) = torch.autograd.grad(self.runner(x).sum(), x)
-        return grad / self.temperature
+        return grad
 
     def run(self, x0: torch.Tensor, *, steps: int | list[int], seed: int, row_ids: torch.Tensor | np.ndarray) -> LangevinChain:
         """Run one chain per row of `x0` for max(steps) steps; return snapshots at every requested step count.
@@ -91,16 +95,17 @@ class LangevinSampler:
         x = x0.detach().to(device=device, dtype=torch.float32)
         keys = row_keys(seed, row_ids, device)
         check_one_key_per_row(keys, len(x))
-        drift_scale = self.step_size ** 2 / 2
+        drift = self.step_size ** 2 / 2 / self.temperature  # (eps^2 / 2) / tau, applied to grad sum G in one op
         snapshots = {0: x.clone()} if wanted[0] == 0 else {}
         grad_norm_sum = torch.zeros((), device=device)
         for k in range(1, wanted[-1] + 1):
-            grad = self.energy_gradient(x)
+            grad = self._energy_sum_gradient(x)
             grad_norm_sum += grad.flatten(1).norm(dim=1).mean()
-            x = x - drift_scale * grad + self.step_size * self.runner.step_noise(keys, k, tuple(x.shape[1:]))
+            x = torch.add(x, grad, alpha=-drift).add_(self.runner.step_noise(keys, k, tuple(x.shape[1:])),
+                                                      alpha=self.step_size)
             if k in wanted:
                 snapshots[k] = x.clone()
         evaluations = len(x) * wanted[-1]
         self.gradient_evaluations += evaluations
-        mean_norm = float(grad_norm_sum) / wanted[-1] if wanted[-1] else 0.0
+        mean_norm = float(grad_norm_sum) / self.temperature / wanted[-1] if wanted[-1] else 0.0
         return LangevinChain(snapshots, mean_norm, evaluations)

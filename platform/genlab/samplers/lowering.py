@@ -20,14 +20,22 @@ from torch import nn
 
 
 class DenseConv2d(nn.Module):
-    """A frozen `nn.Conv2d` on inputs of one shape [C, H, W], as `x.flatten(1) @ matrix + bias` (same output)."""
+    """A frozen `nn.Conv2d` on inputs of one shape [C, H, W], as `x.flatten(1) @ matrix + bias` (same output).
 
-    def __init__(self, conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> None:
+    With `channels_last_input` the matrix's rows follow the NHWC order, so a channels-last input
+    is flattened without a copy (any input still gives the right result; a mismatched one is copied).
+    """
+
+    def __init__(self, conv: nn.Conv2d, in_shape: tuple[int, int, int], *, channels_last_input: bool = False) -> None:
         super().__init__()
-        size = in_shape[0] * in_shape[1] * in_shape[2]
+        channels, height, width = in_shape
+        size = channels * height * width
         with torch.no_grad():
-            basis = torch.eye(size, dtype=conv.weight.dtype, device=conv.weight.device).view(size, *in_shape)
-            columns = conv._conv_forward(basis, conv.weight, None)  # honours padding_mode; conv is linear in x
+            basis = torch.eye(size, dtype=conv.weight.dtype, device=conv.weight.device)
+            if channels_last_input:  # basis row i is the image whose i-th pixel in NHWC order is 1
+                basis = basis.view(size, height, width, channels).permute(0, 3, 1, 2)
+            columns = conv._conv_forward(basis.reshape(size, *in_shape), conv.weight, None)  # conv is linear in x
+        self.channels_last_input = channels_last_input
         self.out_shape = tuple(columns.shape[1:])
         self.register_buffer("matrix", columns.reshape(size, -1).contiguous())
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(self.out_shape[0], device=conv.weight.device)
@@ -35,7 +43,8 @@ class DenseConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the convolution of `x` [N, C, H, W] (any memory format) as a contiguous [N, C_out, H_out, W_out]."""
-        return torch.addmm(self.bias, x.reshape(len(x), -1), self.matrix).view(len(x), *self.out_shape)
+        flat = x.permute(0, 2, 3, 1).reshape(len(x), -1) if self.channels_last_input else x.reshape(len(x), -1)
+        return torch.addmm(self.bias, flat, self.matrix).view(len(x), *self.out_shape)
 
 
 def _covers_its_input(conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> bool:
@@ -50,9 +59,14 @@ def lower_covering_convolutions(net: nn.Module, *example: torch.Tensor) -> tuple
     replaced by its `DenseConv2d`; the number replaced). `net` itself is unchanged; the copy only accepts that
     input shape at the replaced layers, so callers keep one copy per shape."""
     lowered = copy.deepcopy(net)
-    shapes: dict[str, set[tuple[int, int, int]]] = {}
-    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: shapes.setdefault(name, set()).add(
-             tuple(args[0].shape[1:]))) for name, module in lowered.named_modules() if isinstance(module, nn.Conv2d)]
+    shapes: dict[str, set[tuple[tuple[int, ...], bool]]] = {}  # layer -> (input shape, channels-last?) seen
+
+    def record(name: str, x: torch.Tensor) -> None:
+        is_channels_last = x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last)
+        shapes.setdefault(name, set()).add((tuple(x.shape[1:]), is_channels_last))
+
+    hooks = [module.register_forward_pre_hook(lambda _m, args, name=name: record(name, args[0]))
+             for name, module in lowered.named_modules() if isinstance(module, nn.Conv2d)]
     try:
         with torch.no_grad():
             lowered(*(tensor[:1] for tensor in example))
@@ -61,9 +75,9 @@ def lower_covering_convolutions(net: nn.Module, *example: torch.Tensor) -> tuple
             hook.remove()
     replaced = 0
     for name, seen in shapes.items():
-        conv, in_shape = lowered.get_submodule(name), next(iter(seen))
+        conv, (in_shape, is_channels_last) = lowered.get_submodule(name), next(iter(seen))
         if len(seen) == 1 and _covers_its_input(conv, in_shape):  # a layer called on several shapes stays a conv
             parent, _, leaf = name.rpartition(".")
-            setattr(lowered.get_submodule(parent), leaf, DenseConv2d(conv, in_shape))
+            setattr(lowered.get_submodule(parent), leaf, DenseConv2d(conv, in_shape, channels_last_input=is_channels_last))
             replaced += 1
     return lowered, replaced
