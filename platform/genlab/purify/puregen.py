@@ -167,9 +167,10 @@ class PuregenPurifier(Purifier):
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{t*: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise.
 
-        A batch is the smaller of the two stages' batches, so neither stage's working set outgrows its own."""
+        Images go through in the DDPM stage's batches; the Langevin stage splits each into its own
+        batches (`_langevin`), so each network runs at the batch its fast path chose."""
         out = {t: np.empty_like(images) for t in self.settings.ddpm.diffusion_start_steps}
-        size = min(self.ebm.speed_path(images.shape).batch_size, self.ddpm.speed_path(images.shape).batch_size)
+        size = self.ddpm.speed_path(images.shape).batch_size
         for start in range(0, len(images), size):
             rows = slice(start, start + size)
             for t, x in self.purify_tensor(to_tensor(images[rows], device=self.ebm.device), row_ids[rows]).items():
@@ -188,13 +189,15 @@ class PuregenPurifier(Purifier):
 
     def _langevin(self, states: torch.Tensor | dict[int, torch.Tensor], steps: int, seed: int,
                   row_ids: np.ndarray) -> torch.Tensor | dict[int, torch.Tensor]:
-        """Run the EBM purifier's Langevin chain on one image batch or on every t* group in one batch."""
-        if isinstance(states, torch.Tensor):
-            return self.ebm.sampler.run(states, steps=steps, seed=seed, row_ids=row_ids).snapshots[steps]
-        groups = list(states)
-        joined = torch.cat([states[t] for t in groups])
-        moved = self.ebm.sampler.run(joined, steps=steps, seed=seed, row_ids=np.tile(row_ids, len(groups)))
-        return dict(zip(groups, moved.snapshots[steps].split(len(row_ids))))
+        """Run the EBM purifier's Langevin chains on one image batch or on every t* group in one batch, in the EBM's
+        own batches (noise is keyed per row, so the split does not change a chain)."""
+        joined = states if isinstance(states, torch.Tensor) else torch.cat(list(states.values()))
+        keys = np.tile(row_ids, len(joined) // len(row_ids))
+        size = self.ebm.speed_path((*joined.shape[2:], joined.shape[1])).batch_size  # HWC of the NCHW chains
+        moved = torch.cat([self.ebm.sampler.run(joined[i:i + size], steps=steps, seed=seed,
+                                                row_ids=keys[i:i + size]).snapshots[steps]
+                           for i in range(0, len(joined), size)])
+        return moved if isinstance(states, torch.Tensor) else dict(zip(states, moved.split(len(row_ids))))
 
 
 class EnergyScorer:
