@@ -71,6 +71,12 @@ def test_mlflow_holds_one_parent_and_a_finished_child_per_trial(sweep):
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
     assert {"report/summary.json", "report/results.csv", "report/results.md", "report/pareto.png"} <= artifacts
     assert [a.path for a in client.list_artifacts(children[0].info.run_id, "samples")]
+    speed = {c.data.params["purifier"]: {k: v for k, v in c.data.params.items() if k.startswith("purify_speed.")}
+             for c in children}
+    assert speed["ebm"] == {"purify_speed.device": "cpu", "purify_speed.dtype": "fp32",  # the CPU fast path it ran
+                            "purify_speed.memory_format": "channels_last", "purify_speed.dense_convs": "true",
+                            "purify_speed.compiled": "false", "purify_speed.batch_size": "128"}
+    assert speed["none"] == {}  # no network, no path
 
 
 def test_summary_and_table_equal_what_mlflow_holds(sweep, capsys):

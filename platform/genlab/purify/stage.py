@@ -200,7 +200,7 @@ def purify_parts_cached(parts: Sequence[StageInput], settings: PurifierSettings,
     for i in missing:
         end = start + len(parts[i].row_ids)
         results[i] = PurifiedImages(parts[i].row_ids, {s: a[start:end] for s, a in purified.by_steps.items()},
-                                    images_per_s=purified.images_per_s)
+                                    images_per_s=purified.images_per_s, speed=purified.speed)
         cache.put(keys[i], results[i], parts[i].labels, settings.model_dump(mode="json"))
         start = end
     return results
