@@ -9,7 +9,9 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers import REPO
@@ -36,6 +38,32 @@ def free_ports(count: int) -> list[int]:
 def agent_port_args(ports: list[int]) -> list[str]:
     """Return the `ray start` arguments giving the node's agents `ports` (one per AGENT_PORT_FLAGS entry)."""
     return [arg for flag, port in zip(AGENT_PORT_FLAGS, ports, strict=True) for arg in (flag, str(port))]
+
+
+@dataclass(frozen=True)
+class CliHead:
+    """A `ray start --head --block` of a test's own (see `start_head`)."""
+
+    process: subprocess.Popen
+    address: str  # the dashboard's http address, for `ray job ...`
+    gcs: str  # 127.0.0.1:<port>, for `ray start --address` and `ray.init`
+    client_port: int  # the Ray client server's port (ray://127.0.0.1:<port>)
+    temp_dir: str  # its --temp-dir, short: Ray's unix socket paths have a length limit
+
+
+def start_head(env: dict[str, str], *, prefix: str, num_cpus: int, extra: tuple[str, ...] = (),
+               cwd: Path | None = None) -> CliHead:
+    """Start a head node on 127.0.0.1 with ports of its own and a temp dir under /tmp named `prefix...`; `extra`
+    goes to `ray start` as it is. The caller waits with `jobs_api_up` and stops it with `stop_cluster`."""
+    dashboard, gcs, *agent_ports = free_ports(2 + len(AGENT_PORT_FLAGS))
+    temp_dir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    process = subprocess.Popen(
+        [str(RAY_BIN / "ray"), "start", "--head", "--block", "--num-cpus", str(num_cpus), "--dashboard-host",
+         "127.0.0.1", "--dashboard-port", str(dashboard), "--port", str(gcs), "--temp-dir", temp_dir, *extra,
+         *agent_port_args(agent_ports)],
+        cwd=cwd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    return CliHead(process, f"http://127.0.0.1:{dashboard}", f"127.0.0.1:{gcs}",
+                   agent_ports[AGENT_PORT_FLAGS.index("--ray-client-server-port")], temp_dir)
 
 
 def ensure_ray_auth_token(env: dict[str, str]) -> None:

@@ -5,23 +5,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 
 from mlflow.tracking import MlflowClient
 
 from tests.helpers import REPO, sqlite_store
-from tests.integration.ray_cli import (
-    AGENT_PORT_FLAGS,
-    HEAD_START_S,
-    RAY_BIN,
-    agent_port_args,
-    ensure_ray_auth_token,
-    free_ports,
-    jobs_api_up,
-    submit_job,
-)
+from tests.integration.ray_cli import HEAD_START_S, RAY_BIN, ensure_ray_auth_token, jobs_api_up, start_head, submit_job
 
 
 def _runs(client: MlflowClient) -> list:
@@ -35,13 +25,8 @@ def test_ray_job_stop_ends_parent_and_child_runs_killed(tmp_path):
            "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO / "platform"), str(REPO)])}
     ensure_ray_auth_token(env)
-    dashboard, gcs, *agent_ports = free_ports(2 + len(AGENT_PORT_FLAGS))
-    ray_temp = tempfile.mkdtemp(prefix="rayjs-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
-    head = subprocess.Popen(
-        [str(RAY_BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard), "--port", str(gcs), "--temp-dir", ray_temp, *agent_port_args(agent_ports)],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"http://127.0.0.1:{dashboard}"
+    cluster = start_head(env, prefix="rayjs-", num_cpus=2)
+    head, address = cluster.process, cluster.address
     job_id = f"stop-{uuid.uuid4().hex[:8]}"
     client = MlflowClient(store)
     try:
@@ -64,7 +49,7 @@ def test_ray_job_stop_ends_parent_and_child_runs_killed(tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=120)
-        shutil.rmtree(ray_temp, ignore_errors=True)
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
     runs = _runs(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,14 +21,13 @@ from genlab.models.ebm import EbmNetConfig, build_ebm
 from genlab.purify.ebm import EBM_KIND
 from tests.helpers import REPO, sqlite_store
 from tests.integration.ray_cli import (
-    AGENT_PORT_FLAGS,
     HEAD_START_S,
     RAY_BIN,
-    agent_port_args,
     cluster_state,
     ensure_ray_auth_token,
     free_ports,
     jobs_api_up,
+    start_head,
     stop_cluster,
     submit_job,
 )
@@ -44,14 +42,9 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
            "MLFLOW_TRACKING_URI": sqlite_store(tmp_path)}
     env.pop("GENLAB_HOME", None)
     ensure_ray_auth_token(env)
-    dashboard, gcs, *agent_ports = free_ports(2 + len(AGENT_PORT_FLAGS))
-    ray_temp = tempfile.mkdtemp(prefix="rayjob-", dir="/tmp")  # short: Ray's unix socket paths have a length limit
-    head = subprocess.Popen(
-        [str(RAY_BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard), "--port", str(gcs), "--temp-dir", ray_temp, *agent_port_args(agent_ports)],
-        env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cluster = start_head(env, prefix="rayjob-", num_cpus=2)
+    head, address = cluster.process, cluster.address
     try:
-        address = f"http://127.0.0.1:{dashboard}"
         assert jobs_api_up(head, address, env), "the Ray head did not come up"
         job = submit_job(address, ["python", "jobs/defense_sweep.py",
                                    "classifier.epochs=2", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
@@ -62,7 +55,7 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=120)
-        shutil.rmtree(ray_temp, ignore_errors=True)
+        shutil.rmtree(cluster.temp_dir, ignore_errors=True)
     workspace = home / "genlab-work"  # not Ray's unpacked upload, which went with the session
     assert f"caches in {workspace / '.genlab'}, outputs in {workspace / 'out' / 'defense_sweep'}" in job.stdout
     assert sorted(p.name for p in (workspace / ".genlab" / "poisons").iterdir())  # the crafted poisons, kept
@@ -108,18 +101,12 @@ def test_token_cluster_refuses_callers_without_the_token_and_purifies_on_a_worke
     hidden = tmp_path / "driver_work"  # the driver's work dir: the worker node sees an empty directory there
     torch.manual_seed(0)
     checkpoint = save_model(hidden / "models" / "ebm", build_ebm(EbmNetConfig(nf=4)), kind=EBM_KIND)
-    dashboard, gcs_port, *agent_ports = free_ports(2 + len(AGENT_PORT_FLAGS))
-    client_port = agent_ports[AGENT_PORT_FLAGS.index("--ray-client-server-port")]
-    gcs = f"127.0.0.1:{gcs_port}"
-    ray_temp = tempfile.mkdtemp(prefix="raytok-", dir="/tmp")
-    head = subprocess.Popen(
-        [str(RAY_BIN / "ray"), "start", "--head", "--block", "--num-cpus", "0", "--dashboard-host", "127.0.0.1",
-         "--dashboard-port", str(dashboard), "--port", str(gcs_port), "--temp-dir", ray_temp,
-         "--object-store-memory", "200000000", "--disable-usage-stats", *agent_port_args(agent_ports)],
-        cwd=REPO, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    cluster = start_head(env, prefix="raytok-", num_cpus=0, cwd=REPO,
+                         extra=("--object-store-memory", "200000000", "--disable-usage-stats"))
+    head, address, gcs, client_port, ray_temp = (cluster.process, cluster.address, cluster.gcs, cluster.client_port,
+                                                 cluster.temp_dir)
     worker, started = None, time.time()
     try:
-        address = f"http://127.0.0.1:{dashboard}"
         assert jobs_api_up(head, address, env), "the Ray head did not come up"
         worker = _confined_worker(gcs, hidden, ray_temp, env)
         # The refused callers retry until they give up (~20-30 s): they run while the worker joins and the job runs.

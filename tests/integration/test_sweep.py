@@ -1,15 +1,12 @@
 """The defense sweep end to end on a real local Ray and a real sqlite MLflow store."""
 
 import json
-import os
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from genlab.config import load_config
-from genlab.sweep.config import SweepConfig
-from genlab.sweep.runner import run_sweep
-from tests.helpers import REPO, run_job, sqlite_store
+from tests.helpers import run_job, sqlite_store
+from tests.integration.sweep_runs import run_default_sweep
 from tests.integration.tiny_models import TINY_DDPM, TINY_EBM
 
 QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
@@ -33,18 +30,11 @@ def _runs(uri: str, experiment: str = "defense-sweep"):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("sweep")
-    uri = sqlite_store(tmp)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
     # Tiny generative models: this tests the plumbing; integration/test_ebm.py, test_ddpm.py test real models' effect.
     (tmp / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
     (tmp / "tiny_ddpm.yaml").write_text(json.dumps(TINY_DDPM))
-    try:
-        cfg = load_config(SweepConfig, REPO / "conf/defense_sweep.yaml",
-                          QUICK + [f"work_dir={tmp / 'work'}", f"model_training.ebm={tmp / 'tiny_ebm.yaml'}",
-                                   f"model_training.ddpm={tmp / 'tiny_ddpm.yaml'}"])
-        result = run_sweep(cfg, tmp / "out")
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_URI")
+    result, uri = run_default_sweep(tmp, QUICK + [f"model_training.ebm={tmp / 'tiny_ebm.yaml'}",
+                                                  f"model_training.ddpm={tmp / 'tiny_ddpm.yaml'}"])
     return result, uri, tmp
 
 

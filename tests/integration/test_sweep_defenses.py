@@ -2,15 +2,11 @@
 activation clustering and spectral signatures beside the `none` purifier, with cost and detection metrics."""
 
 import json
-import os
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from genlab.config import load_config
-from genlab.sweep.config import SweepConfig
-from genlab.sweep.runner import run_sweep
-from tests.helpers import REPO, sqlite_store
+from tests.integration.sweep_runs import run_default_sweep
 
 TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "ray.num_cpus=2",
         "attacks=[{name: badnets, target_class: 0, poison_fraction: 0.08, patch_size: 3}]", "purifiers=[{name: none}]",
@@ -22,13 +18,7 @@ DEFENSES = {"friendly_noise", "epic", "activation_clustering", "spectral_signatu
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("defenses")
-    uri = sqlite_store(tmp)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        cfg = load_config(SweepConfig, REPO / "conf/defense_sweep.yaml", TINY + [f"work_dir={tmp / 'work'}"])
-        result = run_sweep(cfg, tmp / "out")
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_URI")
+    result, uri = run_default_sweep(tmp, TINY)
     return result, uri, tmp
 
 
