@@ -6,12 +6,14 @@
 #
 # Each benchmark writes one JSON line to OUT_DIR/<name>.json (its last JSON output line), or, when it
 # fails or runs past its time limit, {"bench": ..., "error": ..., "rc": ...}, so one slow benchmark never
-# costs the others' numbers. Limits (seconds) add up to 460 s plus start-up:
-#   purify_ebm_ddpm   240  EBM (T=150) and DDPM (t*=75) at the paper's sizes, reference loop vs fast path
-#                          (bf16, channels-last, compiled): the issue's anchors, >= 280 k image-steps/s and
-#                          >= 365 images/s on an H100, with the purification statistics of both loops
-#   purify_puregen    120  PureGen-Naive, -Reps, -Filt at the paper's settings, 256 images
-#   trial_cost        100  one ResNet-18 training epoch, the papers' loop vs genlab's, 10,000 images
+# costs the others' numbers. Each loop is timed once after its warm-up (--repeats 1). Limits (seconds) add
+# up to 460 s plus start-up:
+#   purify_ebm        150  the EBM at the paper's size (SNGAN trunk, nf=128, T=150, 8,192 images), reference
+#                          loop vs fast path (bf16, channels-last, compiled): >= 280 k image-steps/s on an H100
+#   purify_ddpm       150  the paper's 32x32 UNet at t*=75 on 1,024 images: >= 365 images/s on an H100; both
+#                          report the purification statistics of the two loops (same as fp32's)
+#   purify_puregen    100  PureGen-Naive, -Reps, -Filt at the paper's settings, 256 images
+#   trial_cost         60  one ResNet-18 training epoch, the papers' loop vs genlab's, 10,000 images
 # genlab is imported from PYTHONPATH when it is there (e.g. a wheel installed with
 # `pip install --no-deps --target /tmp/site` and PYTHONPATH=/tmp/site), else from this checkout.
 set -uo pipefail
@@ -44,15 +46,17 @@ run() {
 }
 
 if [[ $smoke -eq 1 ]]; then
-  run purify_ebm_ddpm 240 "$repo/bench/purify_throughput.py" --device cpu --purifier ebm ddpm --images 16 \
-      --langevin-steps 2 --t-star 2 --no-actor-pool
-  run purify_puregen 120 "$repo/bench/purify_throughput.py" --device cpu --purifier puregen-naive puregen-filt \
-      --images 8 --langevin-steps 2 --t-star 2
-  run trial_cost 100 "$repo/bench/trial_cost.py" --device cpu --images 64
+  run purify_ebm 150 "$repo/bench/purify_throughput.py" --device cpu --purifier ebm --images 16 --langevin-steps 2 \
+      --repeats 1 --no-actor-pool
+  run purify_ddpm 150 "$repo/bench/purify_throughput.py" --device cpu --purifier ddpm --images 16 --t-star 2 --repeats 1
+  run purify_puregen 100 "$repo/bench/purify_throughput.py" --device cpu --purifier puregen-naive puregen-filt \
+      --images 8 --langevin-steps 2 --t-star 2 --repeats 1
+  run trial_cost 60 "$repo/bench/trial_cost.py" --device cpu --images 64
 else
-  run purify_ebm_ddpm 240 "$repo/bench/purify_throughput.py" --device cuda --purifier ebm ddpm
-  run purify_puregen 120 "$repo/bench/purify_throughput.py" --device cuda --purifier puregen-naive puregen-reps \
-      puregen-filt --images 256
-  run trial_cost 100 "$repo/bench/trial_cost.py" --device cuda --images 10000
+  run purify_ebm 150 "$repo/bench/purify_throughput.py" --device cuda --purifier ebm --repeats 1
+  run purify_ddpm 150 "$repo/bench/purify_throughput.py" --device cuda --purifier ddpm --images 1024 --repeats 1
+  run purify_puregen 100 "$repo/bench/purify_throughput.py" --device cuda --purifier puregen-naive puregen-reps \
+      puregen-filt --images 256 --repeats 1
+  run trial_cost 60 "$repo/bench/trial_cost.py" --device cuda --images 10000
 fi
 ls "$out"/*.json

@@ -39,8 +39,12 @@ def _hammer_one_key(root: str, writer: int) -> list[str]:
 
 
 def test_four_processes_write_and_read_one_key(tmp_path):
-    # fork: the writers start with genlab imported (a spawned one spends longer importing than writing)
-    with multiprocessing.get_context("fork").Pool(WRITERS) as pool:
+    # forkserver: the writers fork from a clean single-threaded server that imported this module once (a spawned
+    # one spends longer importing than writing; a plain fork of this worker, with Ray's and torch's threads, can
+    # deadlock in the child)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with context.Pool(WRITERS) as pool:
         problems = pool.starmap(_hammer_one_key, [(str(tmp_path), w) for w in range(WRITERS)])
     assert problems == [[]] * WRITERS
     assert (tmp_path / "replaced" / "a.txt").read_text().split("-")[1] in {str(r) for r in range(ROUNDS)}
