@@ -54,7 +54,7 @@ class DdpmPurifier(NetworkPurifier):
 
     def __init__(self, settings: DdpmSettings, seed: int) -> None:
         super().__init__(settings, seed, load_ddpm)
-        self.sampler = DdpmSampler(self.model, **self.sampler_options())
+        self.sampler = DdpmSampler(self.model, **settings.sampler_options(self.device))
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{t*: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""

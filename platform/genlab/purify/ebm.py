@@ -71,7 +71,7 @@ class EbmPurifier(NetworkPurifier):
     def __init__(self, settings: EbmSettings, seed: int) -> None:
         super().__init__(settings, seed, load_ebm)
         self.sampler = LangevinSampler(self.model, step_size=settings.step_size, temperature=settings.temperature,
-                                       **self.sampler_options())
+                                       **settings.sampler_options(self.device))
 
     def purify(self, images: np.ndarray, row_ids: np.ndarray) -> dict[int, np.ndarray]:
         """Return `{T: uint8 [N,H,W,C]}` for uint8 NHWC `images`; rows keyed by `row_ids` for the noise."""

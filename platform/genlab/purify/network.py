@@ -74,15 +74,20 @@ class NetworkSettings(ModelSource, PurifierSettings):
     def speed_path(self, device: torch.device, image_shape: tuple[int, ...]) -> SpeedPath:
         """Return how this setting runs on `device` for images of `image_shape` (NHWC or HWC), every `auto` field
         resolved."""
-        _, channels_last, dense_convs, compile = device_fast_path(device)
         batch = self.batch_size
         if batch == "auto":
             height, width = image_shape[-3:-1]
             batch = self.cuda_batch_size if device.type == "cuda" else cpu_batch_size(self.cpu_batch_pixels, height * width)
-        return SpeedPath(device.type, resolve_precision(self.precision, device),
-                         channels_last if self.channels_last == "auto" else self.channels_last,
-                         dense_convs if self.dense_convs == "auto" else self.dense_convs,
-                         compile if self.compile == "auto" else self.compile, batch)
+        return SpeedPath(device.type, **self.sampler_options(device), batch_size=batch)
+
+    def sampler_options(self, device: torch.device) -> dict[str, Any]:
+        """Return the sampler keyword arguments `precision`, `channels_last`, `dense_convs` and `compile` on `device`,
+        every `auto` field resolved (the batch is the purifier's, not the sampler's)."""
+        _, channels_last, dense_convs, compile = device_fast_path(device)
+        return {"precision": resolve_precision(self.precision, device),
+                "channels_last": channels_last if self.channels_last == "auto" else self.channels_last,
+                "dense_convs": dense_convs if self.dense_convs == "auto" else self.dense_convs,
+                "compile": compile if self.compile == "auto" else self.compile}
 
 
 class NetworkPurifier(Purifier):
@@ -93,13 +98,6 @@ class NetworkPurifier(Purifier):
         self.settings, self.seed = settings, seed
         self.device = resolve_device(settings.device)
         self.model = load(model_dir(settings), self.device)  # once per purifier (one copy per Ray actor)
-
-    def sampler_options(self) -> dict[str, Any]:
-        """Return the sampler keyword arguments `precision`, `channels_last`, `dense_convs` and `compile` on this
-        purifier's device."""
-        path = self.settings.speed_path(self.device, (1, 1, 1))  # the batch is not needed here
-        return {"precision": path.precision, "channels_last": path.channels_last, "dense_convs": path.dense_convs,
-                "compile": path.compile}
 
     def speed_path(self, image_shape: tuple[int, ...]) -> SpeedPath:
         """Return how this purifier runs images of `image_shape` (NHWC or HWC) on its device."""

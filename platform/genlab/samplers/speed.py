@@ -122,7 +122,7 @@ class NetRunner:
         self.dense_convs = dense_convs
         self._lowered: dict[tuple[int, ...], nn.Module] = {}  # image shape -> the net with its covering convs dense
         self._compile = compile
-        self._forward = torch.compile(net) if compile else net
+        self._forward = torch.compile(net) if compile and not dense_convs else net  # dense: compiled per shape below
         self._use_tf32 = precision in ("tf32", "bf16") and self.device.type == "cuda"
         self.noise: Callable[..., torch.Tensor] = torch.compile(chain_noise, dynamic=False) if compile else chain_noise
 
