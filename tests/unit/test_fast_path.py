@@ -15,7 +15,7 @@ from genlab.purify import build_purifier
 from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
 from genlab.purify.puregen import EnergyModelSettings, PuregenFiltSettings, PuregenNaiveSettings, PuregenRepsSettings
-from genlab.samplers.lowering import lower_covering_convolutions
+from genlab.samplers.lowering import activations_in_place, lower_covering_convolutions
 from genlab.samplers.speed import SpeedPath, cpu_batch_size
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs no GPU
@@ -99,6 +99,31 @@ def test_covering_convolutions_become_dense_products_with_the_same_values_and_in
     assert torch.allclose(dense_energy, energy, rtol=1e-5, atol=1e-7)
     assert (dense_gradient - gradient).norm() < 1e-2 * gradient.norm()  # rounding (a LeakyReLU kink may flip)
     assert [lower_covering_convolutions(net, torch.rand(2, 1, side, side))[1] for side in (8, 32)] == [3, 0]
+
+
+def test_activations_after_a_layer_run_in_place_with_the_same_energies_and_input_gradients():
+    torch.manual_seed(0)
+    net = build_ebm(EbmNetConfig(nf=8)).eval()
+    x = torch.rand(16, 1, 16, 16) * 2 - 1
+    in_place = lower_covering_convolutions(net, x)[0]
+    assert activations_in_place(in_place) == 4 and activations_in_place(in_place) == 0  # the 4 LeakyReLUs, once
+    assert not any(layer.inplace for layer in net.layers if isinstance(layer, torch.nn.LeakyReLU))  # original untouched
+    reference = lower_covering_convolutions(net, x)[0]
+    (energy, gradient, weight_grad), (fast_energy, fast_gradient, fast_weight_grad) = (
+        _energy_and_gradients(model, x) for model in (reference, in_place))
+    assert torch.equal(fast_energy, energy) and torch.equal(fast_gradient, gradient)
+    assert torch.equal(fast_weight_grad, weight_grad)  # training through the copy would be unchanged too
+    unsafe = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.LeakyReLU(-0.5), torch.nn.Tanh(), torch.nn.ReLU())
+    assert activations_in_place(unsafe) == 0  # a negative slope, or after a Tanh (whose backward reads its output)
+
+
+def _energy_and_gradients(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Return (energies, d sum energy / d x, d sum energy / d first conv weight) of `model` at `x`."""
+    inputs = x.clone().requires_grad_(True)
+    weight = model.layers[0].weight
+    energy = model(inputs)
+    input_grad, weight_grad = torch.autograd.grad(energy.sum(), (inputs, weight))
+    return energy.detach(), input_grad, weight_grad
 
 
 @pytest.mark.parametrize("name", ["ebm", "ddpm"])

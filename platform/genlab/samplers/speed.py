@@ -10,8 +10,9 @@ with which float rounding.
   stay fp32, and on CUDA the fp32 operations autocast leaves use TF32. On CPU it is CPU bf16
   autocast, so tests can compare precisions without a GPU.
 - `channels_last`: the net gets NHWC-strided inputs (cuDNN's fast convolution layout).
-- `dense_convs`: every convolution whose kernel covers its whole input runs as one dense matrix
-  product (`genlab.samplers.lowering`; e.g. the small EBM's last two layers).
+- `dense_convs`: the net runs as a copy lowered for each image shape (`genlab.samplers.lowering`):
+  every convolution whose kernel covers its whole input is one dense matrix product (e.g. the
+  small EBM's last two layers), and ReLU / LeakyReLU layers that follow a convolution run in place.
 - `compile`: the net, and the per-row noise (`genlab.samplers.noise.chain_noise`, many small
   integer and float64 kernels when eager), go through `torch.compile`; the first call of each new
   batch shape pays the compilation.
@@ -24,7 +25,8 @@ with which float rounding.
 - CPU: fp32 (never bf16: a CPU without bf16 units runs bf16 autocast hundreds of times slower),
   channels-last (oneDNN's fast layout: 1.4x NCHW on the Langevin gradient of the small EBM and
   of the paper's nf=128 one, 1.3x on the small UNet, measured on a 2-core Xeon), dense
-  lowering of covering convolutions (1.15x more on the small EBM's gradient), eager
+  lowering of covering convolutions (1.15x more on the small EBM's gradient; in-place
+  activations 1.1x more), eager
   (`torch.compile` measured 0.6x eager there, after 40 s of compilation). Its batch holds a
   fixed number of pixels per image channel (`cpu_batch_size`), so a batch's activations stay
   in the caches: 128 digits-size images (16x16) or 32 CIFAR-size ones for the EBM (the paper's
@@ -40,7 +42,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from torch import nn
 
-from genlab.samplers.lowering import lower_covering_convolutions
+from genlab.samplers.lowering import activations_in_place, lower_covering_convolutions
 from genlab.samplers.noise import chain_noise
 
 Precision = Literal["fp32", "tf32", "bf16"]
@@ -142,6 +144,7 @@ class NetRunner:
         shape = tuple(x.shape[1:])
         if shape not in self._lowered:
             lowered, _ = lower_covering_convolutions(self.net, x, *args)
+            activations_in_place(lowered)
             self._lowered[shape] = torch.compile(lowered) if self._compile else lowered
         return self._lowered[shape]
 
