@@ -17,7 +17,8 @@ from mlflow.entities import Metric
 
 from genlab.tracking import NestedRunCallback
 
-METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s")
+METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "poison_success_rate_amplified",
+           "purify_images_per_s")
 STOPPED_TAG = "genlab.stopped_early"
 
 

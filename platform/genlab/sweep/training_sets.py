@@ -2,7 +2,8 @@
 
 1. `provision_models`: every purifier setting the config expands to, each model it uses given a
    local checkpoint (a registered model downloaded, a missing one trained once and cached).
-2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported).
+2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported); with
+   `target_classes` set, a backdoor attack is crafted once per target class (`attack_variants`).
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
    same per-row noise the clean row would get, and then replace their clean rows.
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from genlab.attacks.backdoor.base import BackdoorAttackConfig
 from genlab.attacks.crafting import craft_cached, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
@@ -51,13 +53,18 @@ def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -
     return f"{attack}-{settings.label(steps)}-seed{seed}"
 
 
+def cfg_settings(cfg: SweepConfig) -> list[PurifierSettings]:
+    """Return every concrete purifier setting `cfg.purifiers` expands to, as configured (no model provided yet)."""
+    return [s for entry in cfg.purifiers for s in entry.settings()]
+
+
 def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings]:
     """Return every concrete purifier setting of `cfg.purifiers`, each model it uses with a local checkpoint.
 
-    Models no setting names are trained on `train` with `cfg.model_training` (several kinds at
+    Models no setting names are trained on `train` (the generative training rows) with `cfg.model_training` (several kinds at
     once as Ray tasks), once: later sweeps find them in `<work_dir>/models`.
     """
-    all_settings = [s for entry in cfg.purifiers for s in entry.settings()]
+    all_settings = cfg_settings(cfg)
     train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
     return [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
 
@@ -74,9 +81,23 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSe
     return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
+def attack_variants(cfg: SweepConfig) -> dict[str, tuple[str, Any]]:
+    """Return {poison key: (attack key, attack config)}: each attack once, or with `cfg.target_classes` each
+    backdoor attack once per target class (key `<attack>-class<c>`, its `target_class` set to c)."""
+    variants = {}
+    for attack in cfg.attacks:
+        if cfg.target_classes is None or not isinstance(attack, BackdoorAttackConfig):
+            variants[attack.key] = (attack.key, attack)
+            continue
+        for target in cfg.target_classes:
+            variants[f"{attack.key}-class{target}"] = (attack.key, attack.model_copy(update={"target_class": target}))
+    return variants
+
+
 def craft_poison_sets(cfg: SweepConfig, train: ImageSet, test: ImageSet, run: TrackedRun) -> dict[str, PoisonSet]:
-    """Return {attack key: PoisonSet} for every attack of `cfg`; log each one's metadata to `run` (`poisons/`)."""
-    poisons = {a.key: poison_for(cfg, a, train, test, Path(cfg.work_dir) / "poisons") for a in cfg.attacks}
+    """Return {poison key: PoisonSet} for every attack variant of `cfg`; log each one's metadata to `run` (`poisons/`)."""
+    poisons = {key: poison_for(cfg, attack, train, test, Path(cfg.work_dir) / "poisons")
+               for key, (_, attack) in attack_variants(cfg).items()}
     for name, poison in poisons.items():
         run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
     return poisons
