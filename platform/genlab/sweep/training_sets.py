@@ -2,8 +2,8 @@
 
 1. `provision_models`: every purifier setting the config expands to, each model it uses given a
    local checkpoint (a registered model downloaded, a missing one trained once and cached).
-2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported); with
-   `target_classes` set, a backdoor attack is crafted once per target class (`attack_variants`).
+2. `craft_poison_sets`: each attack variant's PoisonSet, from the crafting cache (or imported): a
+   targeted attack's trials apart (one victim each), a backdoor once per `target_classes` entry.
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
    same per-row noise the clean row would get, and then replace their clean rows.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from genlab.attacks.backdoor.base import BackdoorAttackConfig
-from genlab.attacks.crafting import craft_cached, require_whole_set
+from genlab.attacks.crafting import craft_cached, is_targeted, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
@@ -74,30 +74,45 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, train: ImageSet, test: ImageSe
 
     Crafted sets are cached by (dataset hash, attack config, seed) in `cache_dir`, the cache
     `jobs/craft_poisons.py` fills. A targeted attack's `trials` are crafted (each cached) and
-    merged into one multi-target set, so one classifier training measures all its targets.
+    merged into one multi-target set (the sweep keeps them apart: `craft_poison_sets`).
     """
     if attack_cfg.name == "imported":
         return load_imported(attack_cfg, train, cfg.seed)
     return require_whole_set(craft_cached(attack_cfg, train, test, cfg.seed, cache_dir), attack_cfg.key)
 
 
-def attack_variants(cfg: SweepConfig) -> dict[str, tuple[str, Any]]:
-    """Return {poison key: (attack key, attack config)}: each attack once, or with `cfg.target_classes` each
-    backdoor attack once per target class (key `<attack>-class<c>`, its `target_class` set to c)."""
-    variants = {}
-    for attack in cfg.attacks:
-        if cfg.target_classes is None or not isinstance(attack, BackdoorAttackConfig):
-            variants[attack.key] = (attack.key, attack)
-            continue
-        for target in cfg.target_classes:
-            variants[f"{attack.key}-class{target}"] = (attack.key, attack.model_copy(update={"target_class": target}))
-    return variants
+def variant_configs(cfg: SweepConfig, attack: Any) -> dict[str, Any]:
+    """Return {poison key: attack config} of one attack's variants, each its own poisoned training set and victim.
+
+    A targeted attack: one per trial (`<attack>-trial<k>`: one target image, its poisons, one
+    classifier, the papers' protocol). A backdoor with `cfg.target_classes`: one per target class
+    (`<attack>-class<c>`, its `target_class` set to c). Any other attack: itself, under its key.
+    """
+    if is_targeted(attack):
+        return {f"{attack.key}-trial{k}": attack for k in range(attack.trials)}
+    if cfg.target_classes is not None and isinstance(attack, BackdoorAttackConfig):
+        return {f"{attack.key}-class{c}": attack.model_copy(update={"target_class": c}) for c in cfg.target_classes}
+    return {attack.key: attack}
+
+
+def attack_variants(cfg: SweepConfig) -> dict[str, str]:
+    """Return {poison key: attack key} for every variant of every attack of `cfg` (`variant_configs`)."""
+    return {key: attack.key for attack in cfg.attacks for key in variant_configs(cfg, attack)}
 
 
 def craft_poison_sets(cfg: SweepConfig, train: ImageSet, test: ImageSet, run: TrackedRun) -> dict[str, PoisonSet]:
-    """Return {poison key: PoisonSet} for every attack variant of `cfg`; log each one's metadata to `run` (`poisons/`)."""
-    poisons = {key: poison_for(cfg, attack, train, test, Path(cfg.work_dir) / "poisons")
-               for key, (_, attack) in attack_variants(cfg).items()}
+    """Return {poison key: PoisonSet} for every attack variant of `cfg`; log each one's metadata to `run` (`poisons/`).
+
+    A targeted attack's trials are crafted (each cached) and kept apart, one PoisonSet per trial.
+    """
+    cache_dir = Path(cfg.work_dir) / "poisons"
+    poisons: dict[str, PoisonSet] = {}
+    for attack in cfg.attacks:
+        variants = variant_configs(cfg, attack)
+        if is_targeted(attack):
+            poisons.update(zip(variants, craft_cached(attack, train, test, cfg.seed, cache_dir).trial_sets))
+        else:
+            poisons.update({key: poison_for(cfg, variant, train, test, cache_dir) for key, variant in variants.items()})
     for name, poison in poisons.items():
         run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
     return poisons

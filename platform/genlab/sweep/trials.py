@@ -45,7 +45,7 @@ def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poison
                                    grids={s.key: s.grid_path for s in sets}, full_epochs=cfg.classifier.epochs)
     ran = _fit(cfg, sets, test, poisons, callback, tune_path)
     specs = ran if cfg.tune.search == "optuna" else grid_specs(sets, cfg.seeds)
-    families = {key: family for key, (family, _) in attack_variants(cfg).items()}
+    families = attack_variants(cfg)
     statements = {s.key: row_statement(model_kinds(s.settings), generative_training or {}) for s in sets}
     return [_row(spec, callback, families, poisons[spec["attack"]], statements[spec["data_key"]]) for spec in specs]
 
