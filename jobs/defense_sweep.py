@@ -1,8 +1,9 @@
 """Defense sweep: attacks x purifiers x seeds -> natural accuracy and poison success, in MLflow.
 
-`genlab.sweep.runner.run_sweep` runs its five steps in one MLflow run: provision the generative
-models, craft the poisons, purify the training sets (Ray Data), train one classifier per trial
-(Ray Tune), report (results table, means over seeds, Pareto plot).
+`genlab.sweep.runner.run_sweep` splits the pool (generative / classifier / test rows), then runs its
+five steps in one MLflow run: craft the poisons, provision the generative models (on rows the
+classifier never sees; the defense-aware poisons are crafted through them), purify the training sets (Ray Data), train one classifier per trial (Ray
+Tune), report (results tables with n and 95% CIs, Pareto plot).
 
 Local (embedded Ray, MLflow at sqlite:///mlflow.db in the working directory):
     python jobs/defense_sweep.py                                  # conf/defense_sweep.yaml

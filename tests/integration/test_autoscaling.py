@@ -84,7 +84,7 @@ def test_gpu_demand_launches_a_gpu_worker_and_the_cluster_scales_back_to_the_hea
         # the head's cwd (this checkout), as on a cluster with a shared filesystem.
         submitted = time.time()
         job = submit_job(address, ["python", "jobs/defense_sweep.py", "--out", str(tmp_path / "out"),
-                                   "classifier.epochs=2", "attacks=[{name: badnets}]", "defenses=[]",
+                                   "classifier.epochs=2", "attacks=[{name: badnets}]", "defenses=[]", "target_classes=null",
                                    "purifiers=[{name: none}, {name: ebm, langevin_steps: [2]}]",
                                    f"model_training.ebm={tmp_path / 'tiny_ebm.yaml'}", "purification.num_actors=1",
                                    "purification.num_gpus_per_actor=1", "tune.max_concurrent_trials=1",

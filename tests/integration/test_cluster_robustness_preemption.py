@@ -15,7 +15,7 @@ def test_killed_trial_worker_resumes_from_its_checkpoint(tmp_path, ray_session, 
     uri = sqlite_store(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     cfg = load_config(SweepConfig, REPO / "conf/defense_sweep.yaml", [
-        "classifier.epochs=4", "seeds=[0]", "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "defenses=[]",
+        "classifier.epochs=4", "seeds=[0]", "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "defenses=[]", "target_classes=null",
         "tune.checkpoint_every=1", "tune.max_failures=1", "faults.fail_trials_matching=[badnets]",
         "faults.fail_once=true", "faults.kill_at_epoch=2", f"work_dir={tmp_path / 'work'}"])
     result = run_sweep(cfg, tmp_path / "out")

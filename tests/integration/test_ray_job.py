@@ -48,7 +48,7 @@ def test_job_submit_runs_the_sweep_on_a_head_node(tmp_path):
         assert jobs_api_up(head, address, env), "the Ray head did not come up"
         job = submit_job(address, ["python", "jobs/defense_sweep.py",
                                    "classifier.epochs=2", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
-                                   "attacks=[{name: badnets}, {name: blend}]", "defenses=[]"],
+                                   "attacks=[{name: badnets}, {name: blend}]", "defenses=[]", "target_classes=null"],
                          env, timeout=900, options=("--working-dir", "."))
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in job.stdout + job.stderr

@@ -9,7 +9,7 @@ from tests.helpers import run_job, sqlite_store
 from tests.integration.sweep_runs import run_default_sweep
 from tests.integration.tiny_models import TINY_DDPM, TINY_EBM
 
-QUICK = ["classifier.epochs=3", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
+QUICK = ["classifier.epochs=3", "target_classes=null", "purifiers.3.langevin_steps=[10,20]", "purifiers.4.diffusion_start_steps=[5]",
          "purifiers.5.ebm.langevin_steps=[5]", "purifiers.5.ddpm.diffusion_start_steps=[5]",
          "purifiers.6.ebm.langevin_steps=[3]", "purifiers.6.ddpm.diffusion_start_steps=[3]",
          "purifiers.7.transform.diffusion_start_steps=[5]", "attacks.2.trigger_steps=40", "attacks.2.surrogate.epochs=2",
@@ -88,6 +88,34 @@ def test_summary_and_table_equal_what_mlflow_holds(sweep, capsys):
     assert all(f"{row['natural_accuracy']:.4f}" in table for row in summary)
 
 
+def test_generative_models_learn_from_rows_the_classifier_never_sees(sweep):
+    """summary.json's generative_training block is counted from the images; every purifier row states its data."""
+    result, _, tmp = sweep
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    split = summary["split"]
+    assert split["generative_rows"] + split["classifier_rows"] == 1438 and split["test_rows"] == 359
+    for kind in ("ebm", "ddpm"):
+        block = summary["generative_training"][kind]
+        assert block["rows"] == split["generative_rows"] and block["generative_data"] == "disjoint"
+        assert block["overlap_with_classifier_train"] == 0 and block["overlap_with_test"] == 0
+    for row in result.rows:
+        statement = row["generative_training"]
+        if row["purifier"] in ("none", "jpeg", "gaussian_noise"):
+            assert statement == "-"
+        else:
+            assert "digits generative rows" in statement and "overlap 0 train / 0 test" in statement, row
+
+
+def test_narcissus_is_scored_x1_with_x3_beside_it_and_cells_carry_n_and_ci(sweep):
+    result, _, tmp = sweep
+    for row in result.rows:
+        amplified = row["poison_success_rate_amplified"]
+        assert (amplified is not None) == (row["attack"] == "narcissus"), row
+    aggregates = json.loads((tmp / "out" / "summary.json").read_text())["aggregates"]
+    assert all(a["n"] == 1 and "ci_low" in a and "ci_high" in a for a in aggregates)  # one class, one seed here
+    assert "poison success % [95% CI]" in (tmp / "out" / "results.md").read_text()
+
+
 def test_undefended_rows_meet_the_attack_targets(sweep):
     """The dirty-label backdoors at 3 epochs; Narcissus' clean-label efficacy is integration/test_narcissus.py's."""
     result, _, _ = sweep
@@ -102,9 +130,9 @@ def _job(args, tmp):
 
 
 def test_failed_trial_is_marked_and_exit_code_is_nonzero(tmp_path):
-    proc = _job(["classifier.epochs=2", "attacks=[{name: badnets}]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
-                 "faults.fail_trials_matching=[jpeg]", f"work_dir={tmp_path / 'work'}", "ray.num_cpus=2",
-                 "defenses=[]"], tmp_path)
+    proc = _job(["classifier.epochs=2", "target_classes=null", "attacks=[{name: badnets}]",
+                 "purifiers=[{name: none}, {name: jpeg, quality: 50}]", "faults.fail_trials_matching=[jpeg]",
+                 f"work_dir={tmp_path / 'work'}", "ray.num_cpus=2", "defenses=[]"], tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     client, parents, children = _runs(sqlite_store(tmp_path))
     status = {c.data.tags["mlflow.runName"]: c for c in children}
@@ -121,6 +149,7 @@ def test_failed_trial_is_marked_and_exit_code_is_nonzero(tmp_path):
     (["classifier.epochz=3"], "classifier.epochz"),
     (["--config", "conf/absent.yaml"], "conf/absent.yaml"),
     (["tune.max_concurrent_trials=zero"], "tune.max_concurrent_trials"),
+    (["generative_dataset={name: digits}"], "generative_dataset"),
 ])
 def test_bad_config_exits_2_naming_the_key(tmp_path, args, message):
     proc = _job(args, tmp_path)

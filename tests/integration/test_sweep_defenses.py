@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.integration.sweep_runs import run_default_sweep
 
-TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "ray.num_cpus=2",
+TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "ray.num_cpus=2", "target_classes=null",
         "attacks=[{name: badnets, target_class: 0, poison_fraction: 0.08, patch_size: 3}]", "purifiers=[{name: none}]",
         "defenses=[{name: friendly_noise, steps: 2, begin_epoch: 1}, {name: epic, every: 1, start_epoch: 1}, "
         "{name: activation_clustering}, {name: spectral_signatures}]"]

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from tests.helpers import REPO, sqlite_store
 
 ARGS = ["classifier.epochs=3", "seeds=[0,1]", "purifiers=[{name: none}, {name: jpeg, quality: 50}]",
-        "attacks=[{name: badnets}, {name: blend}]", "ray.num_cpus=2", "defenses=[]"]
+        "attacks=[{name: badnets}, {name: blend}]", "ray.num_cpus=2", "defenses=[]", "target_classes=null"]
 
 
 def _finished_children(db: Path) -> int:

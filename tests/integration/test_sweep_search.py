@@ -19,7 +19,7 @@ from tests.helpers import REPO, run_job, sqlite_store
 
 PURIFIERS = "purifiers=[{name: none}, {name: jpeg, quality: 50}, {name: gaussian_noise, sigma: 128}]"
 TINY = ["classifier.epochs=2", "classifier.width=8", "attacks=[{name: badnets}]", PURIFIERS, "purification.num_actors=1",
-        "ray.num_cpus=2", "defenses=[]"]
+        "ray.num_cpus=2", "defenses=[]", "target_classes=null"]
 SETTINGS = {"badnets-none", "badnets-jpeg-q50", "badnets-noise-s128"}  # the planned data keys
 
 
@@ -90,7 +90,8 @@ def test_a_second_sweep_reads_every_part_from_the_cache(twice):
 
 def test_without_retries_the_same_fault_fails_the_trial_and_the_job(tmp_path):
     proc = run_job(["jobs/defense_sweep.py", "--out", str(tmp_path / "out"), "classifier.epochs=1",
-                    "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "defenses=[]", "faults.fail_trials_matching=[none]",
+                    "attacks=[{name: badnets}]", "purifiers=[{name: none}]", "defenses=[]", "target_classes=null",
+                    "faults.fail_trials_matching=[none]",
                     "faults.fail_once=true", "tune.max_failures=0", "ray.num_cpus=2", f"work_dir={tmp_path / 'w'}"],
                    sqlite_store(tmp_path), timeout=600)
     assert proc.returncode == 1, proc.stderr[-3000:]

@@ -3,13 +3,16 @@
 Embedded (no files needed): `digits` (scikit-learn's 1,797 real 8x8 handwritten digits,
 resized) and `shapes` (generated RGB shapes, 10 classes, deterministic by seed). Real
 loaders: `cifar10` (torchvision), `cinic10` and `tinyimagenet` (ImageFolder layouts); when
-their files are absent a `DatasetMissingError` says where to put them.
+their files are absent a `DatasetMissingError` says where to put them. `cinic10` keeps the
+part `cinic_part` names: `imagenet` (the ~70k ImageNet images PureGen trains its generative
+models on, spec puregen.md §2.2: every file whose name does not start with `cifar10-`),
+`cifar10` (the CIFAR-10 images it holds) or `all`; `download` fetches it from Edinburgh DataShare.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -27,7 +30,8 @@ class DatasetConfig(StrictModel):
 
     name: Literal["digits", "shapes", "cifar10", "cinic10", "tinyimagenet"] = "digits"  # dataset
     root: str = "data"  # directory holding the real datasets' files
-    download: bool = False  # let torchvision download CIFAR-10 into `root`
+    download: bool = False  # let torchvision download CIFAR-10 / CINIC-10 into `root`
+    cinic_part: Literal["all", "imagenet", "cifar10"] = "all"  # cinic10 only: which images of CINIC-10 to keep
     image_size: int = Field(16, ge=8, le=256)  # side length for digits/shapes (real sets keep theirs)
     test_fraction: float = Field(0.2, gt=0, lt=1)  # held-out share for digits/shapes
     samples_per_class: int = Field(200, ge=10)  # shapes only: generated images per class
@@ -107,20 +111,37 @@ def _cifar10(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet]:
                           list(p.classes)) for p in parts)  # type: ignore[return-value]
 
 
-def _image_folder(folder: Path) -> ImageSet:
+def _image_folder(folder: Path, keep: Callable[[str], bool] = lambda name: True) -> ImageSet:
     from torchvision.datasets import ImageFolder
 
     dataset = ImageFolder(str(folder))
-    images = np.stack([np.asarray(dataset.loader(path).convert("RGB"), dtype=np.uint8)
-                       for path, _ in dataset.samples])
-    return ImageSet(images, np.asarray(dataset.targets, dtype=np.int64), list(dataset.classes))
+    samples = [(path, label) for path, label in dataset.samples if keep(Path(path).name)]
+    if not samples:
+        raise DatasetMissingError(f"no images left under {folder} after choosing the dataset's part")
+    images = np.stack([np.asarray(dataset.loader(path).convert("RGB"), dtype=np.uint8) for path, _ in samples])
+    return ImageSet(images, np.asarray([label for _, label in samples], dtype=np.int64), list(dataset.classes))
+
+
+CINIC10_URL = "https://datashare.ed.ac.uk/bitstream/handle/10283/3192/CINIC-10.tar.gz"
+CINIC10_PARTS: dict[str, Callable[[str], bool]] = {
+    "all": lambda name: True,
+    "imagenet": lambda name: not name.startswith("cifar10-"),  # ImageNet files are named <wnid>_<n>.png
+    "cifar10": lambda name: name.startswith("cifar10-"),
+}
 
 
 def _cinic10(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet]:
-    root = _require(Path(cfg.root) / "cinic10", "CINIC-10",
-                    "download CINIC-10 from Edinburgh DataShare and extract it so that "
-                    "train/ and test/ class folders sit in that directory")
-    return _image_folder(root / "train"), _image_folder(root / "test")
+    root = Path(cfg.root) / "cinic10"
+    if cfg.download and not (root / "train").is_dir():
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(CINIC10_URL, download_root=str(root), extract_root=str(root))
+    _require(root / "train", "CINIC-10",
+             f"download {CINIC10_URL} and extract it so that train/ and test/ class folders sit in "
+             f"{root}, or set dataset.download=true")
+    _require(root / "test", "CINIC-10's test part", "extract the whole archive there")
+    keep = CINIC10_PARTS[cfg.cinic_part]
+    return _image_folder(root / "train", keep), _image_folder(root / "test", keep)
 
 
 def _tinyimagenet(cfg: DatasetConfig) -> tuple[ImageSet, ImageSet]:

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from genlab.attacks import AttackConfig, BadNetsConfig, BlendConfig
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
+from genlab.data.splits import DataSplitConfig
 from genlab.purify import PurifierConfig
 from genlab.purify.baselines import GaussianNoiseSettings, JpegSettings, NoneSettings
 from genlab.purify.stage import PurificationStageConfig
@@ -92,6 +93,13 @@ class SweepConfig(StrictModel):
     faults: FaultInjection = Field(default_factory=FaultInjection)
     model_training: dict[str, str] = Field(  # generative purifiers without a model get one trained by this config
         default_factory=lambda: {"ebm": "conf/train_ebm.yaml", "ddpm": "conf/train_ddpm.yaml"})
+    # What the sweep's own EBM / DDPM learn from (genlab.sweep.generative_data): `disjoint` (the rule, as PureGen)
+    # = the split's generative rows or `generative_dataset`, never a classifier or test row; the ablations
+    # `same_as_classifier` (the classifier's clean rows) and `poisoned` (those rows with every attack's poisons).
+    generative_data: Literal["disjoint", "same_as_classifier", "poisoned"] = "disjoint"
+    split: DataSplitConfig = Field(default_factory=DataSplitConfig)  # the pool split (seeded): generative / classifier rows
+    generative_dataset: DatasetConfig | None = None  # disjoint: learn from this dataset (in `dataset`'s format) instead
+    target_classes: list[int] | None = None  # backdoor attacks run once per class listed (None: each attack's own)
 
     @field_validator("work_dir")
     @classmethod
@@ -104,6 +112,33 @@ class SweepConfig(StrictModel):
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"attacks: each attack may appear once, repeated: {duplicates}")
+        return self
+
+    @model_validator(mode="after")
+    def _generative_data_disjoint(self) -> "SweepConfig":
+        other = self.generative_dataset
+        if other is None:
+            return self
+        if self.generative_data != "disjoint":
+            raise ValueError(f"generative_dataset: applies to generative_data: disjoint, not the ablation "
+                             f"{self.generative_data!r} (which learns from the classifier's rows)")
+        if other.name == self.dataset.name or (other.name == "cinic10" and other.cinic_part != "imagenet"
+                                              and self.dataset.name == "cifar10"):
+            raise ValueError(f"generative_dataset: {other.name} (part {other.cinic_part}) holds the classifier's "
+                             f"images: the generative models would see classifier or test rows. Leave it unset (the "
+                             f"split's generative rows), use cinic10 with cinic_part: imagenet, or name the ablation "
+                             f"generative_data: same_as_classifier")
+        return self
+
+    @model_validator(mode="after")
+    def _target_classes_replace_the_attacks_own(self) -> "SweepConfig":
+        if self.target_classes is None:
+            return self
+        if not self.target_classes or len(set(self.target_classes)) != len(self.target_classes):
+            raise ValueError(f"target_classes: list distinct classes, got {self.target_classes}")
+        named = [a.key for a in self.attacks if "target_class" in a.model_fields_set]
+        if named:
+            raise ValueError(f"target_classes: set, so attacks may not name their own target_class ({named})")
         return self
 
     @model_validator(mode="after")

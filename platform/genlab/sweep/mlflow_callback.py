@@ -21,7 +21,8 @@ from genlab.tracking import NestedRunCallback
 from genlab.train.defenses import DEFENSE_NAMES
 
 DETECTION_METRICS = ("detection_precision", "detection_recall", "rows_dropped")  # defenses that drop rows
-METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "purify_images_per_s", "cost_s", *DETECTION_METRICS)
+METRICS = ("train_loss", "natural_accuracy", "poison_success_rate", "poison_success_rate_amplified",
+           "purify_images_per_s", "cost_s", *DETECTION_METRICS)
 STOPPED_TAG = "genlab.stopped_early"
 
 

@@ -10,7 +10,8 @@ or, on first use, for a sweep.
   `run_training_job` is all of jobs/train_ebm.py and jobs/train_ddpm.py.
 - A sweep's generative purifier setting that names no model (`checkpoint` and `registered_model`
   unset) gets one trained with the job config in `SweepConfig.model_training` (the embedded
-  default: small CPU settings), on the sweep's own clean dataset. The checkpoint lands in
+  default: small CPU settings), on the rows `genlab.sweep.generative_data` chooses (by default the
+  pool split's generative rows, disjoint from the classifier's). The checkpoint lands in
   `<work_dir>/models/<kind>-<key>` (key: the training config and the dataset hash); a second
   sweep finds it finished there and skips training. The run is logged to MLflow and the model
   registered as `genlab-<kind>-<dataset>`, as `jobs/train_<kind>.py` does. `train_missing_models`
@@ -199,16 +200,22 @@ TRAINERS: dict[type[StrictModel], tuple[str, Callable[[str, Any, ImageSet, Path]
 TRAINER_OF_KIND = dict(TRAINERS.values())
 
 
-def untrained_kinds(settings: StrictModel) -> set[str]:
-    """Return the model kinds (`ebm`, `ddpm`) that `settings` or a setting nested in it needs trained."""
+def model_kinds(settings: StrictModel, *, untrained_only: bool = False) -> set[str]:
+    """Return the model kinds (`ebm`, `ddpm`) `settings` or a setting nested in it uses (`untrained_only`:
+    only those without a checkpoint or registered model, which the sweep trains)."""
     kinds: set[str] = set()
     for name in type(settings).model_fields:
         if isinstance(value := getattr(settings, name), StrictModel):
-            kinds |= untrained_kinds(value)
+            kinds |= model_kinds(value, untrained_only=untrained_only)
     entry = TRAINERS.get(type(settings))
-    if entry is not None and settings.checkpoint is None and settings.registered_model is None:
+    if entry is not None and not (untrained_only and (settings.checkpoint or settings.registered_model)):
         kinds.add(entry[0])
     return kinds
+
+
+def untrained_kinds(settings: StrictModel) -> set[str]:
+    """Return the model kinds (`ebm`, `ddpm`) that `settings` or a setting nested in it needs trained."""
+    return model_kinds(settings, untrained_only=True)
 
 
 @ray.remote(num_cpus=1)

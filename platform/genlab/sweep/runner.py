@@ -1,7 +1,11 @@
 """Run a defense sweep end to end: `run_sweep` reads as its five steps.
 
-1. provision the generative models the purifiers need (genlab.sweep.training_sets),
-2. craft (or load) the poisons, the defense-aware ones through the purifiers of step 1,
+0. split the pool once (seeded) into generative-training, classifier-training and test rows
+   (genlab.data.splits): the generative models never see a classifier or test row,
+1. craft (or load) the poisons against the classifier's rows (genlab.sweep.training_sets), all but
+   the defense-aware ones, which need step 2's purifiers,
+2. provision the generative models the purifiers need, trained on the rows `generative_data`
+   names (genlab.sweep.generative_data); then craft the defense-aware poisons through them,
 3. purify the training sets through Ray Data, each clean row once for every attack (the
    `defenses:` train on the raw poisoned sets: genlab.sweep.defended_sets),
 4. train one classifier per trial under Ray Tune, each trial a nested MLflow run (genlab.sweep.trials),
@@ -24,13 +28,21 @@ from typing import Any
 
 from genlab.config import validate
 from genlab.data import load_dataset
+from genlab.data.splits import split_pool
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.defended_sets import defense_training_sets
-from genlab.sweep.report import format_table, write_report
-from genlab.sweep.training_sets import craft_poison_sets, provision_models, purification_counts, purify_training_sets
+from genlab.sweep.generative_data import generative_training_block, generative_training_set
+from genlab.sweep.report import format_means, format_table, write_report
+from genlab.sweep.training_sets import (
+    craft_poison_sets,
+    is_defense_aware,
+    provision_models,
+    purification_counts,
+    purify_training_sets,
+)
 from genlab.sweep.trials import run_trials
 from genlab.tracking import TrackedRun, tracked_run, ui_command
 
@@ -52,23 +64,32 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
     """
     out_dir = Path(out_dir).resolve()
     cfg = cfg.model_copy(update={"work_dir": str(Path(cfg.work_dir).resolve())})
-    train, test = load_dataset(cfg.dataset)
-    print(f"[genlab] dataset {cfg.dataset.name}: {len(train)} train / {len(test)} test images {train.shape}, "
-          f"hash {train.hash[:12]}")
+    pool_train, pool_test = load_dataset(cfg.dataset)
+    split = split_pool(pool_train, pool_test, cfg.split)
+    train, test = split.classifier, split.test
+    print(f"[genlab] dataset {cfg.dataset.name}: {len(split.generative)} generative / {len(train)} classifier / "
+          f"{len(test)} test images {train.shape} (split seed {split.seed}), hash {train.hash[:12]}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with tracked_run(cfg.experiment, run_name=f"sweep-{cfg.dataset.name}-{stamp}", config=cfg, seed=cfg.seed,
                      dataset_hash=train.hash, resume_run_id=(resume_state or {}).get("parent_run_id")) as run:
         tune_path = _tune_path(cfg, run, resume_state, stamp)
         init_ray(cfg.ray)
-        settings = provision_models(cfg, train)
-        poisons = craft_poison_sets(cfg, settings, train, test, run)
+        aware = [attack for attack in cfg.attacks if is_defense_aware(attack)]
+        poisons = craft_poison_sets(cfg, [], train, test, run, attacks=[a for a in cfg.attacks if a not in aware])
+        generative, description = generative_training_set(cfg, split, poisons)
+        settings = provision_models(cfg, generative)
+        block = generative_training_block(cfg, generative, description, split)
+        poisons |= craft_poison_sets(cfg, settings, train, test, run, attacks=aware)
         sets = purify_training_sets(cfg, settings, train, poisons, out_dir)
         trial_sets = sets + defense_training_sets(cfg, sets, train, poisons, out_dir)
-        rows = run_trials(cfg, trial_sets, test, poisons, run=run, tune_path=tune_path, dataset_hash=train.hash)
-        write_report(run, rows, purification_counts(sets), out_dir)
+        rows = run_trials(cfg, trial_sets, test, poisons, run=run, tune_path=tune_path, dataset_hash=train.hash,
+                          generative_training=block)
+        aggregates = write_report(run, rows, purification_counts(sets), out_dir,
+                                  data={"split": split.describe(), "generative_training": block})
         all_finished = all(row["status"] == "FINISHED" for row in rows)
         run.finish_as(all_finished)
     print(format_table(rows))
+    print(f"\n{format_means(aggregates)}")
     print(f"\n[genlab] {len(rows)} trials, {sum(r['status'] == 'FINISHED' for r in rows)} finished; "
           f"summary: {out_dir / 'summary.json'}")
     print(f"[genlab] look at the runs: {ui_command()}")

@@ -19,6 +19,7 @@ from ray import tune
 
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
+from genlab.runtime import derive_seed
 from genlab.sweep.defended_trial import train_trial_classifier
 from genlab.sweep.set_store import load_training_set
 from genlab.train.classifier import ClassifierConfig
@@ -74,9 +75,10 @@ def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test
 
     `config["spec"]` holds `name`, `data_key`, `attack`, `seed`, `purify_images_per_s`; `training_sets`
     maps data keys to object refs of `(images, labels)`. Metrics: `epoch`, `train_loss`,
-    `natural_accuracy`, `poison_success_rate` (fractions in [0, 1]), `cost_s` and, for defenses that
+    `natural_accuracy`, `poison_success_rate` (trigger x1, the papers' number; fractions in [0, 1]) and, for a
+    trigger amplified at test time (Narcissus), `poison_success_rate_amplified`; `cost_s` and, for defenses that
     drop rows, their detection scores (genlab.sweep.defended_trial). A data key in `defenses` (its
-    settings) trains under that defense. A trial named in `finished`
+    settings) trains under that defense. The classifier's seed is `classifier_seed`. A trial named in `finished`
     (done by an earlier attempt of a resumed sweep, per MLflow) returns at once without training.
     A trial matching `fail_matching` raises InjectedFault (with `fail_once_dir`: on its first attempt only), or,
     with `kill_at_epoch`, its worker process kills itself (SIGKILL, as a lost node) after reporting that epoch.
@@ -96,7 +98,9 @@ def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test
 
     def report(epoch: int, loss: float, model: torch.nn.Module, extra: dict[str, float]) -> None:
         metrics = {"epoch": epoch, "train_loss": loss, "natural_accuracy": natural_accuracy(model, test),
-                   "poison_success_rate": poison_success_rate(model, test, poison), **extra}
+                   "poison_success_rate": poison_success_rate(model, test, poison, magnitude=1.0), **extra}
+        if poison.test_magnitude != 1.0:  # Narcissus' x3 test-time trigger: a second metric beside the papers' x1
+            metrics["poison_success_rate_amplified"] = poison_success_rate(model, test, poison)
         if config["purify_images_per_s"] is not None:
             metrics["purify_images_per_s"] = config["purify_images_per_s"]
         due = epoch % checkpoint_every == 0 and epoch < cfg.epochs
@@ -105,6 +109,14 @@ def defense_trial(config: dict[str, Any], *, training_sets: dict[str, Any], test
             os.kill(os.getpid(), signal.SIGKILL)
 
     train_trial_classifier(images, labels, len(test.classes), cfg, (defenses or {}).get(config["data_key"]),
-                           seed=config["seed"], purify_images_per_s=config["purify_images_per_s"],
+                           seed=classifier_seed(config["seed"], config["attack"]),
+                           purify_images_per_s=config["purify_images_per_s"],
                            poisoned_rows=poison.base_indices, on_epoch=report,
                            resume=_resume_state(), on_state=lambda state: latest.update(state=state))
+
+
+def classifier_seed(seed: int, poison_key: str) -> int:
+    """Return the seed of a trial's classifier: derived from the trial's `seed` and its attack variant, so the
+    trials of an attack's target classes differ in classifier seed too (the report's CIs cover it) while every
+    purifier setting of one variant trains from the same seed (a paired comparison)."""
+    return derive_seed("classifier", seed, poison_key)

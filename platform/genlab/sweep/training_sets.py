@@ -2,9 +2,11 @@
 
 1. `provision_models`: every purifier setting the config expands to, each model it uses given a
    local checkpoint (a registered model downloaded, a missing one trained once and cached).
-2. `craft_poison_sets`: each attack's PoisonSet, from the crafting cache (or imported); the
-   defense-aware attacks (`narcissus_ebm_aware`, `narcissus_ddpm_aware`) are crafted through the
-   purifier step 1 provisioned.
+2. `craft_poison_sets`: each attack variant's PoisonSet, from the crafting cache (or imported): a
+   targeted attack's trials apart (one victim each), a backdoor once per `target_classes` entry.
+   The defense-aware attacks (`narcissus_ebm_aware`, `narcissus_ddpm_aware`) are crafted through
+   the purifiers step 1 provisioned, the others before step 1 (the `poisoned` ablation's
+   generative models learn from them).
 3. `purify_training_sets`: clean training images are purified once per purifier setting and
    shared by every attack; only each attack's poisoned rows are purified per attack, with the
    same per-row noise the clean row would get, and then replace their clean rows. Each set goes
@@ -20,8 +22,9 @@ from typing import Any
 import numpy as np
 import ray
 
+from genlab.attacks.backdoor.base import BackdoorAttackConfig
 from genlab.attacks.backdoor.narcissus import NarcissusAwareConfig
-from genlab.attacks.crafting import craft_cached, require_whole_set
+from genlab.attacks.crafting import craft_cached, is_targeted, require_whole_set
 from genlab.attacks.imported import load_imported
 from genlab.cache_cap import gigabytes_to_bytes
 from genlab.data.imageset import ImageSet
@@ -59,14 +62,19 @@ def trial_name(attack: str, settings: PurifierSettings, steps: int, seed: int) -
     return f"{attack}-{settings.label(steps)}-seed{seed}"
 
 
+def cfg_settings(cfg: SweepConfig) -> list[PurifierSettings]:
+    """Return every concrete purifier setting `cfg.purifiers` expands to, as configured (no model provided yet)."""
+    return [s for entry in cfg.purifiers for s in entry.settings()]
+
+
 def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings]:
     """Return every concrete purifier setting of `cfg.purifiers`, each model it uses with a local checkpoint.
 
-    Models no setting names are trained on `train` with `cfg.model_training` (several kinds at
-    once as Ray tasks), once: later sweeps find them in `<work_dir>/models`. With `cfg.model_cache_max_gb`
-    the model caches are then trimmed to it, keeping these models (`cap_model_caches`).
+    Models no setting names are trained on `train` (the generative training rows) with `cfg.model_training`
+    (several kinds at once as Ray tasks), once: later sweeps find them in `<work_dir>/models`. With
+    `cfg.model_cache_max_gb` the model caches are then trimmed to it, keeping these models (`cap_model_caches`).
     """
-    all_settings = [s for entry in cfg.purifiers for s in entry.settings()]
+    all_settings = cfg_settings(cfg)
     train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
     provided = [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
     if cfg.model_cache_max_gb is not None:
@@ -80,7 +88,7 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSett
 
     Crafted sets are cached by (dataset hash, attack config, seed) in `cache_dir`, the cache
     `jobs/craft_poisons.py` fills. A targeted attack's `trials` are crafted (each cached) and
-    merged into one multi-target set, so one classifier training measures all its targets. A
+    merged into one multi-target set (the sweep keeps them apart: `craft_poison_sets`). A
     defense-aware attack is crafted through its `purifier_checkpoint`, else the first `provisioned`
     setting of its kind (`genlab.sweep.adaptive.aware.craft_aware`; ConfigError when there is none),
     and cached under its config with that checkpoint set, so `jobs/aware_poisons.py` and any sweep
@@ -89,21 +97,56 @@ def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSett
     if attack_cfg.name == "imported":
         return load_imported(attack_cfg, train, cfg.seed, test)
     cap = gigabytes_to_bytes(cfg.poison_cache_max_gb)
-    if isinstance(attack_cfg, NarcissusAwareConfig):
+    if is_defense_aware(attack_cfg):
         return craft_aware(attack_cfg, provisioned, train, test, cfg.seed, cache_dir, max_bytes=cap)
     crafted = craft_cached(attack_cfg, train, test, cfg.seed, cache_dir, max_bytes=cap)
     return require_whole_set(crafted, attack_cfg.key)
 
 
-def craft_poison_sets(cfg: SweepConfig, provisioned: list[PurifierSettings], train: ImageSet, test: ImageSet,
-                      run: TrackedRun) -> dict[str, PoisonSet]:
-    """Return {attack key: PoisonSet} for every attack of `cfg`; log each one's metadata to `run` (`poisons/`).
+def variant_configs(cfg: SweepConfig, attack: Any) -> dict[str, Any]:
+    """Return {poison key: attack config} of one attack's variants, each its own poisoned training set and victim.
 
+    A targeted attack: one per trial (`<attack>-trial<k>`: one target image, its poisons, one
+    classifier, the papers' protocol). A backdoor with `cfg.target_classes`: one per target class
+    (`<attack>-class<c>`, its `target_class` set to c). Any other attack: itself, under its key.
+    """
+    if is_targeted(attack):
+        return {f"{attack.key}-trial{k}": attack for k in range(attack.trials)}
+    if cfg.target_classes is not None and isinstance(attack, BackdoorAttackConfig):
+        return {f"{attack.key}-class{c}": attack.model_copy(update={"target_class": c}) for c in cfg.target_classes}
+    return {attack.key: attack}
+
+
+def attack_variants(cfg: SweepConfig) -> dict[str, str]:
+    """Return {poison key: attack key} for every variant of every attack of `cfg` (`variant_configs`)."""
+    return {key: attack.key for attack in cfg.attacks for key in variant_configs(cfg, attack)}
+
+
+def is_defense_aware(attack: Any) -> bool:
+    """Return whether `attack` is crafted through one of the sweep's purifiers (so only after provisioning)."""
+    return isinstance(attack, NarcissusAwareConfig)
+
+
+def craft_poison_sets(cfg: SweepConfig, provisioned: list[PurifierSettings], train: ImageSet, test: ImageSet,
+                      run: TrackedRun, *, attacks: list[Any] | None = None) -> dict[str, PoisonSet]:
+    """Return {poison key: PoisonSet} for every variant of `attacks` (None: all of `cfg.attacks`); log each one's
+    metadata to `run` (`poisons/`).
+
+    A targeted attack's trials are crafted (each cached) and kept apart, one PoisonSet per trial.
     `provisioned`: the sweep's purifier settings with local checkpoints (`provision_models`), which
-    the defense-aware attacks are crafted through.
+    the defense-aware attacks are crafted through (`[]` before provisioning, when `attacks` holds none).
     """
     cache_dir = Path(cfg.work_dir) / "poisons"
-    poisons = {a.key: poison_for(cfg, a, provisioned, train, test, cache_dir) for a in cfg.attacks}
+    poisons: dict[str, PoisonSet] = {}
+    for attack in cfg.attacks if attacks is None else attacks:
+        variants = variant_configs(cfg, attack)
+        if is_targeted(attack):
+            crafted = craft_cached(attack, train, test, cfg.seed, cache_dir,
+                                   max_bytes=gigabytes_to_bytes(cfg.poison_cache_max_gb))
+            poisons.update(zip(variants, crafted.trial_sets))
+        else:
+            poisons.update({key: poison_for(cfg, variant, provisioned, train, test, cache_dir)
+                            for key, variant in variants.items()})
     for name, poison in poisons.items():
         run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
     return poisons

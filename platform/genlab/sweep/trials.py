@@ -17,22 +17,29 @@ from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.defended_sets import is_defense
+from genlab.sweep.generative_data import row_statement
 from genlab.sweep.mlflow_callback import DETECTION_METRICS, MlflowTrialCallback
+from genlab.sweep.provisioning import model_kinds
 from genlab.sweep.search import grid_specs, search_plan
 from genlab.sweep.trainable import defense_trial
-from genlab.sweep.training_sets import TrainingSet
+from genlab.sweep.training_sets import TrainingSet, attack_variants
 from genlab.tracking import TrackedRun, params_for, standard_tags, tracking_uri
 from genlab.train.defenses import DEFENSE_NAMES
 
 
 def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dict[str, PoisonSet], *,
-               run: TrackedRun, tune_path: str, dataset_hash: str) -> list[dict[str, Any]]:
+               run: TrackedRun, tune_path: str, dataset_hash: str,
+               generative_training: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Run (or finish) every trial; return one summary row per trial.
 
-    Rows come in plan order (Optuna's: the trials it proposed) with the trial's `attack`,
-    `purifier`, `purifier_params`, `seed`, `run_name`, final `natural_accuracy` and
-    `poison_success_rate` (fractions in [0, 1], exactly as logged to MLflow; None unless it
-    finished), `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`; `kind`
+    Rows come in plan order (Optuna's: the trials it proposed) with the trial's `attack` (the
+    attack's key; `poison_key` tells its target-class variants apart), `target_class`,
+    `purifier`, `purifier_params`, `seed`, `run_name`, final `natural_accuracy`,
+    `poison_success_rate` (trigger x1) and `poison_success_rate_amplified` (Narcissus' x3 trigger,
+    else None) (fractions in [0, 1], exactly as logged to MLflow; None unless it finished),
+    `targets` (a targeted attack's target images, else None), `generative_training` (what the
+    purifier's generative models learnt from, `generative_training` per kind; `-` for none),
+    `purify_images_per_s`, `status` (FINISHED or FAILED) and `stopped_early`; `kind`
     (purifier or defense), `cost_s` (seconds the purifier or defense added to the trial) and, for
     defenses that drop rows, `detection_precision` / `detection_recall` on the known poisoned rows.
     """
@@ -41,7 +48,9 @@ def run_trials(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poison
                                    grids={s.key: s.grid_path for s in sets}, full_epochs=cfg.classifier.epochs)
     ran = _fit(cfg, sets, test, poisons, callback, tune_path)
     specs = ran if cfg.tune.search == "optuna" else grid_specs(sets, cfg.seeds)
-    return [_row(spec, callback) for spec in specs]
+    families = attack_variants(cfg)
+    statements = {s.key: row_statement(model_kinds(s.settings), generative_training or {}) for s in sets}
+    return [_row(spec, callback, families, poisons[spec["attack"]], statements[spec["data_key"]]) for spec in specs]
 
 
 def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dict[str, PoisonSet],
@@ -76,14 +85,20 @@ def _fit(cfg: SweepConfig, sets: list[TrainingSet], test: ImageSet, poisons: dic
     return [result.config["spec"] for result in tuner.fit()]
 
 
-
-def _row(spec: dict[str, Any], callback: MlflowTrialCallback) -> dict[str, Any]:
+def _row(spec: dict[str, Any], callback: MlflowTrialCallback, families: dict[str, str], poison: PoisonSet,
+         generative_training: str) -> dict[str, Any]:
     """Return the summary row of one trial, with the metrics exactly as logged to MLflow."""
     finished = spec["name"] in callback.finished
     final = callback.final.get(spec["name"], {}) if finished else {}
-    return {"attack": spec["attack"], "purifier": spec["purifier"], "purifier_params": spec["purifier_params"],
+    targeted = poison.kind == "targeted"
+    return {"attack": families.get(spec["attack"], spec["attack"]), "poison_key": spec["attack"],
+            "target_class": None if targeted else poison.target_class,
+            "purifier": spec["purifier"], "purifier_params": spec["purifier_params"],
             "seed": spec["seed"], "natural_accuracy": final.get("natural_accuracy"),
             "poison_success_rate": final.get("poison_success_rate"),
+            "poison_success_rate_amplified": final.get("poison_success_rate_amplified"),
+            "targets": len(poison.target_test_indices) if targeted else None,
+            "generative_training": generative_training,
             "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
             "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early,
             "kind": "defense" if spec["purifier"] in DEFENSE_NAMES else "purifier", "cost_s": final.get("cost_s"),

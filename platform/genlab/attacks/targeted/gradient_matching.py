@@ -10,7 +10,10 @@ surrogate's parameter gradient on them points where the target's adversarial gra
 
 with signed Adam (learning rate `step_size * epsilon`, decayed x0.1 at 3/8, 5/8 and 5/6 of the
 steps), projection onto the epsilon ball after every step, a uniform random start and
-`restarts` tries (the lowest loss wins), as in the paper.
+`restarts` tries (the lowest loss wins; the paper: 8), as in the paper. With `augment_shift` > 0
+(and `augment_flip`) every step sees the poisons through a differentiable augmentation, a random
+translation by up to that many pixels (replicate padding) and a random horizontal flip, as the
+paper's "differentiable data augmentation", so the poisons survive a victim's augmentation.
 
 Implemented natively, not with ART's `GradientMatchingAttack` (1.20.1): the optimisation is
 the same, but on our models it (1) chooses the base rows itself with NumPy's global RNG, so a
@@ -58,6 +61,8 @@ class GradientMatchingConfig(TargetedAttackConfig):
     steps: int = Field(250, ge=1)  # optimisation steps per restart (the paper: 250)
     step_size: float = Field(0.1, gt=0)  # Adam learning rate, in units of epsilon per step (the paper: 0.1)
     snapshot_epochs: list[int] = []  # surrogate epochs whose weights are aligned at too (loss averaged); [] = final only
+    augment_shift: int = Field(0, ge=0)  # differentiable augmentation per step: random translation up to this many pixels
+    augment_flip: bool = False  # ... and a random horizontal flip (the paper's CIFAR-10 setting: shift 4, flip)
 
     @model_validator(mode="after")
     def _snapshots_within_training(self) -> "GradientMatchingConfig":
@@ -77,13 +82,16 @@ def craft_gradient_matching(cfg: GradientMatchingConfig, train: ImageSet, test: 
     goals = goal_gradients(models, target, torch.tensor([trial.adversarial_class], device=device))
 
     generator = torch.Generator().manual_seed(seed)
+    alignment = partial(ensemble_alignment_loss, models, goals, labels=labels, create_graph=True)
+
+    def augmented_alignment(poisons: torch.Tensor) -> torch.Tensor:
+        return alignment(differentiable_augment(poisons, cfg.augment_shift, cfg.augment_flip, generator))
 
     def attempt(restart: int) -> tuple[float, torch.Tensor]:
         delta = (random_start(bases, cfg.epsilon, generator) - bases).requires_grad_(True)
         label = f"gradient_matching trial {trial.index} restart {restart + 1}/{cfg.restarts}"
-        projected_adam(delta, bases, cfg.epsilon,
-                       partial(ensemble_alignment_loss, models, goals, labels=labels, create_graph=True),
-                       steps=cfg.steps, lr=cfg.step_size * cfg.epsilon, schedule="milestones", offset=True,
+        projected_adam(delta, bases, cfg.epsilon, augmented_alignment if cfg.augment_shift or cfg.augment_flip
+                       else alignment, steps=cfg.steps, lr=cfg.step_size * cfg.epsilon, schedule="milestones", offset=True,
                        signed=True, on_step=step_reporter(progress, 50, label, cfg.steps, "alignment loss"))
         with torch.no_grad():
             poisons = project(bases + delta, bases, cfg.epsilon)
@@ -92,3 +100,16 @@ def craft_gradient_matching(cfg: GradientMatchingConfig, train: ImageSet, test: 
     best = best_of_restarts(cfg.restarts, attempt, fallback=bases)
     images = quantize_within(train.images[trial.base_indices], best, cfg.epsilon)
     return targeted_poison_set(cfg, train, trial, images, seed=seed)
+
+
+def differentiable_augment(images: torch.Tensor, shift: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Return NCHW `images` translated by one random (dy, dx) in [-shift, shift] (replicate padding) and, with
+    `flip`, flipped left-right with probability 1/2; gradients flow through to `images`."""
+    if shift:
+        dy, dx = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=generator))
+        h, w = images.shape[2:]
+        padded = torch.nn.functional.pad(images, (shift, shift, shift, shift), mode="replicate")
+        images = padded[:, :, shift + dy:shift + dy + h, shift + dx:shift + dx + w]
+    if flip and bool(torch.rand((), generator=generator) < 0.5):
+        images = images.flip(3)
+    return images

@@ -1,0 +1,109 @@
+"""Does the small EBM recipe (conf/train_ebm.yaml) defeat blend and Narcissus for every training seed?
+
+On the default sweep's data, split as the sweep splits it (genlab.data.splits: the EBM learns
+from the generative rows only), for each EBM training seed: train the EBM (MLflow run
+`ebm-recipe-seed<s>`: energy of data vs chain samples every `log_every` iterations, chain-sample
+and purified-image grids), purify the classifier's training rows with Psi_T (T = the sweep's
+first EBM step count), train the sweep's classifier (seed 0) on the purified blend- and
+Narcissus-poisoned sets, and score them against the undefended classifier. Narcissus is scored
+with its trigger x1 (the papers' number; x3 printed beside it).
+
+Prints ONE JSON line: per seed, for blend and narcissus, success before / after and the accuracy
+loss (points), and `all_seeds_halve` (every seed halves both attacks' success with at most
+3 points of accuracy lost).
+
+    python bench/ebm_recipe.py [--seeds 0 1 2] [--work .genlab/bench_ebm_recipe] [key=value EBM overrides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from genlab.config import load_config
+from genlab.data import load_dataset
+from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
+from genlab.data.splits import split_pool
+from genlab.purify.ebm import EbmPurifier, EbmSettings
+from genlab.sweep.config import SweepConfig
+from genlab.sweep.provisioning import EbmJobConfig
+from genlab.sweep.training_sets import poison_for
+from genlab.train.classifier import train_classifier
+from genlab.train.ebm import train_ebm
+from genlab.train.evaluation import natural_accuracy, poison_success_rate
+
+ATTACKS = ("blend", "narcissus")
+
+
+def outcome(cfg: SweepConfig, images: np.ndarray, labels: np.ndarray, test: ImageSet,
+            poison: PoisonSet) -> dict[str, float]:
+    """Return natural accuracy and poison success (x1; `success_x3` for an amplified trigger), fractions 0..1,
+    of the sweep's classifier (seed 0) trained on `images`/`labels`."""
+    model = train_classifier(images, labels, len(test.classes), cfg.classifier, seed=0)
+    scores = {"accuracy": natural_accuracy(model, test), "success": poison_success_rate(model, test, poison, 1.0)}
+    if poison.test_magnitude != 1.0:
+        scores["success_x3"] = poison_success_rate(model, test, poison)
+    return scores
+
+
+def poisoned(train: ImageSet, poison: PoisonSet) -> ImageSet:
+    """Return `train` with the poison's rows in place."""
+    return train.replace_rows(poison.base_indices, poison.images, poison.labels)
+
+
+def main() -> None:
+    """Run the benchmark; print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", type=Path, default=Path(".genlab/bench_ebm_recipe"))
+    parser.add_argument("--ebm-config", default="conf/train_ebm.yaml")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides of the EBM training config")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    sweep = load_config(SweepConfig, "conf/defense_sweep.yaml")
+    split = split_pool(*load_dataset(sweep.dataset), sweep.split)
+    train, test = split.classifier, split.test
+    attacks = {a.name: a for a in sweep.attacks if a.name in ATTACKS}
+    target = (sweep.target_classes or [0])[0]
+    poisons = {name: poison_for(sweep, a.model_copy(update={"target_class": target}), [], train, test,
+                                args.work / "poisons") for name, a in attacks.items()}
+    steps = next(p.langevin_steps[0] for p in sweep.purifiers if p.name == "ebm")
+    before = {name: outcome(sweep, *_arrays(poisoned(train, p)), test, p) for name, p in poisons.items()}
+    result: dict[str, Any] = {"T": steps, "generative_rows": len(split.generative), "classifier_rows": len(train),
+                              "target_class": target, "undefended": before, "seeds": {}}
+    for seed in args.seeds:
+        ebm_cfg = load_config(EbmJobConfig, args.ebm_config, [*args.overrides, f"seed={seed}", "register_model=false"])
+        key = hashlib.sha256(ebm_cfg.model_dump_json().encode()).hexdigest()[:12]
+        trained = train_ebm(ebm_cfg, split.generative, train.images, args.work / f"ebm-{key}",
+                            run_name=f"ebm-recipe-seed{seed}", registered_name="genlab-ebm-recipe")
+        purifier = EbmPurifier(EbmSettings(checkpoint=str(trained.model_dir), langevin_steps=[steps], device="cpu"), 0)
+        clean = purifier.purify(train.images, np.arange(len(train)))[steps]
+        per_attack = {}
+        for name, poison in poisons.items():
+            images = clean.copy()
+            images[poison.base_indices] = purifier.purify(poison.images, poison.base_indices)[steps]
+            after = outcome(sweep, images, poisoned(train, poison).labels, test, poison)
+            per_attack[name] = {"success_before": before[name]["success"], "success_after": after["success"],
+                                "accuracy_loss_points": 100 * (before[name]["accuracy"] - after["accuracy"]),
+                                **({"success_x3_before": before[name]["success_x3"],
+                                    "success_x3_after": after["success_x3"]} if "success_x3" in after else {})}
+        result["seeds"][seed] = per_attack
+        print(f"[bench] seed {seed}: {json.dumps(per_attack)}", flush=True)
+    result["all_seeds_halve"] = all(r["success_after"] <= 0.5 * r["success_before"] and r["accuracy_loss_points"] <= 3
+                                    for per in result["seeds"].values() for r in per.values())
+    print(json.dumps(result))
+
+
+def _arrays(images: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+    return images.images, images.labels
+
+
+if __name__ == "__main__":
+    main()
