@@ -3,7 +3,8 @@
 `generative_training_set` returns the rows `SweepConfig.generative_data` names: `disjoint` (the
 default and the rule, as PureGen) = the pool split's generative rows, or `generative_dataset`
 converted to the sweep's image format; the ablations `same_as_classifier` (the classifier's clean
-training rows) and `poisoned` (those rows with every attack's poisoned rows in their places).
+training rows) and `poisoned` (those rows with every attack's poisoned rows in their places; not the
+defense-aware attacks', which are crafted through these models).
 `generative_training_block` is summary.json's `generative_training`: per model kind, the data,
 its row count and its overlap with the classifier's training rows and the test rows, counted by
 content hash from the actual images (genlab.data.splits.overlap). Under `disjoint` an overlap is
