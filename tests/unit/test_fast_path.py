@@ -22,7 +22,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs n
 
 
 @pytest.mark.parametrize(("settings_cls", "digits_batch", "cifar_batch", "cuda_batch"),
-                         [(EbmSettings, 128, 32, 4096), (DdpmSettings, 512, 128, 2048)])
+                         [(EbmSettings, 256, 16, 4096), (DdpmSettings, 512, 128, 2048)])
 def test_auto_resolves_to_fp32_channels_last_eager_on_cpu_and_to_the_bf16_compiled_recipe_on_cuda(
         settings_cls, digits_batch, cifar_batch, cuda_batch):
     settings = settings_cls()
@@ -79,6 +79,7 @@ def test_on_a_cpu_the_purifiers_never_run_bf16_autocast(name, checkpoints, digit
     dtypes = [value for key, value in reported.items() if key.endswith("dtype")]
     assert dtypes and set(dtypes) == {"fp32"}, reported  # and the path it reports says so
     assert {value for key, value in reported.items() if key.endswith("memory_format")} == {"channels_last"}
+    assert {value for key, value in reported.items() if key.endswith("batch_size")} == {"12"}  # the batch it ran
 
 
 def test_covering_convolutions_become_dense_products_with_the_same_values_and_input_gradients():
