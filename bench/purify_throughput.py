@@ -17,8 +17,9 @@ paper-size EBM is measured too (`ebm-paper`: T=`--paper-steps`, 64 images), with
 Each purifier runs twice on the same images: the reference loop (fp32, eager, NCHW, batch 128,
 one autograd call per Langevin step: how the official code runs) and the fast path, every speed
 field `auto` (`genlab.samplers.speed.device_fast_path`: on a CPU fp32, channels-last, dense
-covering convolutions and in-place activations, eager, a batch of 32 Ki pixels for the EBM and 128 Ki for the UNet; on CUDA bf16 autocast, channels-last,
-compiled, batch 4096 / 2048). `--compile` / `--no-compile` overrides the compile choice. Both get
+covering convolutions and in-place activations, eager, a batch of 64 Ki pixel values for the EBM
+and 128 Ki pixels per channel for the UNet; on CUDA bf16 autocast, channels-last, compiled, batch
+4096 / 2048). `--compile` / `--no-compile` overrides the compile choice. Both get
 an untimed warm-up call first (compilation, oneDNN primitives), then `--repeats` timed calls, of which
 the fastest counts (the machine's other work only ever slows a call down). Weights are random: throughput
 does not depend on training; the purification statistics (mean absolute change of each loop and
