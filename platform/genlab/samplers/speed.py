@@ -30,7 +30,7 @@ with which float rounding.
   compilation). Its batch holds a fixed number of pixels (`cpu_batch_size`), so a batch's
   activations stay in the caches: for the EBM 64 Ki pixel values, 256 digits-size images
   (16x16x1: 1.06x batch 128, 512 is slower) or 16 CIFAR-size ones (32x32x3: the paper's nf=128
-  EBM, 1.15x batch 32 and 1.4x batch 128); for the UNet 128 Ki pixels per channel, 512 digits
+  EBM, 1.17x batch 32); for the UNet 128 Ki pixels per channel, 512 digits
   (1.3x batch 128). Measured side by side on a 2-core Xeon.
 """
 
