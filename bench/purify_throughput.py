@@ -17,8 +17,9 @@ paper-size EBM is measured too (`ebm-paper`: T=`--paper-steps`, 64 images), with
 Each purifier runs twice on the same images: the reference loop (fp32, eager, NCHW, batch 128,
 one autograd call per Langevin step: how the official code runs) and the fast path, every speed
 field `auto` (`genlab.samplers.speed.device_fast_path`: on a CPU fp32, channels-last, dense
-covering convolutions, eager, a batch of 32 Ki pixels for the EBM and 128 Ki for the UNet; on CUDA bf16 autocast, channels-last,
-compiled, batch 4096 / 2048). `--compile` / `--no-compile` overrides the compile choice. Both get
+covering convolutions and in-place activations, eager, a batch of 64 Ki pixel values for the EBM
+and 128 Ki pixels per channel for the UNet; on CUDA bf16 autocast, channels-last, compiled, batch
+4096 / 2048). `--compile` / `--no-compile` overrides the compile choice. Both get
 an untimed warm-up call first (compilation, oneDNN primitives), then `--repeats` timed calls, of which
 the fastest counts (the machine's other work only ever slows a call down). Weights are random: throughput
 does not depend on training; the purification statistics (mean absolute change of each loop and
@@ -30,15 +31,16 @@ fraction of peak is its Langevin GFLOP/s (2x the forward FLOPs per image-step) o
 
 Actor pool (CPU default): the EBM's fast path on `--pool-images` images at the default sweep's
 chain (T=200, snapshots 150 and 200) in one process of all the cores' threads, against the Ray
-Data stage on the same cores: one actor per core with one thread each (single-threaded
-convolutions waste less than two threads splitting small ones: 1 thread gives 0.55 of 2 threads'
-rate), `--pool-batch-size` rows per call. Ray Data's own start-up, once per Ray session (its
+Data stage on the same cores: one actor per core with one thread each, `--pool-batch-size` rows
+per call (one actor of two threads ran at 0.75 of the bare loop: its OpenMP threads stall whenever
+Ray's own processes take a core; two single-threaded actors together run at about 0.94 of the
+2-thread loop in steady state, as two plain processes do). Ray Data's own start-up, once per Ray session (its
 stats and autoscaling actors, 1.5 s here), is warmed up with a one-row dataset first, as the
 bare loop gets its warm-up call: a sweep's Ray session pays it once, not per stage. Each stage
 run still pays its actor pool's start (actor processes importing torch and genlab, about 1.6 s,
 the models shipped and Ray Data's planning), which the bare loop does not: `stage_overhead_s`
-reports it (stage wall time minus bare wall time), and the ratio nears the steady-state one
-(about 1.0: two 1-thread actors match one 2-thread loop) as the workload grows.
+reports it (stage wall time minus bare wall time), and the ratio nears the steady-state one as
+the workload grows.
 
 Output: one JSON object per purifier, each on its own line, with `vs_reference_loop`,
 `images_per_s` (the fast path's) and `speed_path` (what `auto` resolved to); the EBM's also has

@@ -22,7 +22,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")  # a device object needs n
 
 
 @pytest.mark.parametrize(("settings_cls", "digits_batch", "cifar_batch", "cuda_batch"),
-                         [(EbmSettings, 128, 32, 4096), (DdpmSettings, 512, 128, 2048)])
+                         [(EbmSettings, 256, 16, 4096), (DdpmSettings, 512, 128, 2048)])
 def test_auto_resolves_to_fp32_channels_last_eager_on_cpu_and_to_the_bf16_compiled_recipe_on_cuda(
         settings_cls, digits_batch, cifar_batch, cuda_batch):
     settings = settings_cls()
@@ -79,6 +79,7 @@ def test_on_a_cpu_the_purifiers_never_run_bf16_autocast(name, checkpoints, digit
     dtypes = [value for key, value in reported.items() if key.endswith("dtype")]
     assert dtypes and set(dtypes) == {"fp32"}, reported  # and the path it reports says so
     assert {value for key, value in reported.items() if key.endswith("memory_format")} == {"channels_last"}
+    assert {value for key, value in reported.items() if key.endswith("batch_size")} == {"12"}  # the batch it ran
 
 
 def test_covering_convolutions_become_dense_products_with_the_same_values_and_input_gradients():
@@ -90,12 +91,7 @@ def test_covering_convolutions_become_dense_products_with_the_same_values_and_in
     assert replaced == 2 and kinds.count("DenseConv2d") == 2 and kinds[-1] == "DenseConv2d"  # 4x4 kernel on 4x4, 3x3 on 2x2
     assert all(isinstance(layer, torch.nn.Conv2d) for layer in net.layers[::2])  # the original is untouched
 
-    def energy_and_gradient(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = x.clone().requires_grad_(True)
-        energy = model(inputs)
-        return energy.detach(), torch.autograd.grad(energy.sum(), inputs)[0]
-
-    (energy, gradient), (dense_energy, dense_gradient) = energy_and_gradient(net), energy_and_gradient(lowered)
+    (energy, gradient), (dense_energy, dense_gradient) = (_energy_and_gradients(model, x) for model in (net, lowered))
     assert torch.allclose(dense_energy, energy, rtol=1e-5, atol=1e-7)
     assert (dense_gradient - gradient).norm() < 1e-2 * gradient.norm()  # rounding (a LeakyReLU kink may flip)
     assert [lower_covering_convolutions(net, torch.rand(2, 1, side, side))[1] for side in (8, 32)] == [3, 0]
@@ -110,20 +106,18 @@ def test_activations_after_a_layer_run_in_place_with_the_same_energies_and_input
     assert not any(layer.inplace for layer in net.layers if isinstance(layer, torch.nn.LeakyReLU))  # original untouched
     reference = lower_covering_convolutions(net, x)[0]
     (energy, gradient, weight_grad), (fast_energy, fast_gradient, fast_weight_grad) = (
-        _energy_and_gradients(model, x) for model in (reference, in_place))
+        _energy_and_gradients(model, x, model.layers[0].weight) for model in (reference, in_place))
     assert torch.equal(fast_energy, energy) and torch.equal(fast_gradient, gradient)
     assert torch.equal(fast_weight_grad, weight_grad)  # training through the copy would be unchanged too
     unsafe = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.LeakyReLU(-0.5), torch.nn.Tanh(), torch.nn.ReLU())
     assert activations_in_place(unsafe) == 0  # a negative slope, or after a Tanh (whose backward reads its output)
 
 
-def _energy_and_gradients(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Return (energies, d sum energy / d x, d sum energy / d first conv weight) of `model` at `x`."""
+def _energy_and_gradients(model: torch.nn.Module, x: torch.Tensor, *params: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Return (energies, d sum energy / d x, then d sum energy / d each of `params`) of `model` at `x`."""
     inputs = x.clone().requires_grad_(True)
-    weight = model.layers[0].weight
     energy = model(inputs)
-    input_grad, weight_grad = torch.autograd.grad(energy.sum(), (inputs, weight))
-    return energy.detach(), input_grad, weight_grad
+    return energy.detach(), *torch.autograd.grad(energy.sum(), (inputs, *params))
 
 
 @pytest.mark.parametrize("name", ["ebm", "ddpm"])

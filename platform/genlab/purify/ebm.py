@@ -35,7 +35,7 @@ EBM_KIND = "ebm"
 
 
 class EbmSettings(NetworkSettings, kind=EBM_KIND, snapshot_field="langevin_steps", label_prefix="ebm-T",
-                  cuda_batch_size=4096, cpu_batch_pixels=32768):
+                  cuda_batch_size=4096, cpu_batch_pixels=65536, cpu_batch_counts_channels=True):
     """PureGen-EBM: Langevin purification with a trained EBM; `langevin_steps` are the snapshot T values of one chain."""
 
     name: Literal["ebm"] = "ebm"

@@ -12,6 +12,7 @@ compiled on CUDA), which is what the sweep runs and what the purifier reports in
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Callable, ClassVar, Literal
 
@@ -32,13 +33,15 @@ class NetworkSettings(ModelSource, PurifierSettings):
     purifier's name), `snapshot_field` (its list field of step counts, e.g. "langevin_steps"),
     `label_prefix` (labels read `<prefix><steps>`, e.g. "ebm-T" -> ebm-T150), `cuda_batch_size`
     (its `auto` batch on CUDA) and `cpu_batch_pixels` (its `auto` batch on a CPU holds about this
-    many pixels per channel: `genlab.samplers.speed.cpu_batch_size`).
+    many pixels per channel, or pixel values over all channels where `cpu_batch_counts_channels`:
+    `genlab.samplers.speed.cpu_batch_size`).
     """
 
     snapshot_field: ClassVar[str]
     label_prefix: ClassVar[str]
     cuda_batch_size: ClassVar[int]
     cpu_batch_pixels: ClassVar[int]
+    cpu_batch_counts_channels: ClassVar[bool]
     device: str = "auto"  # auto (cuda when present), cpu or cuda
     precision: Literal["auto", "fp32", "tf32", "bf16"] = "auto"  # network arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU
     channels_last: bool | Literal["auto"] = "auto"  # channels-last tensors into the network (auto: yes on CPU and CUDA)
@@ -47,11 +50,12 @@ class NetworkSettings(ModelSource, PurifierSettings):
     batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # images per chain batch (auto: per device)
 
     def __init_subclass__(cls, *, kind: str, snapshot_field: str, label_prefix: str, cuda_batch_size: int,
-                          cpu_batch_pixels: int, **kwargs: Any) -> None:
+                          cpu_batch_pixels: int, cpu_batch_counts_channels: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.model_kind, cls.missing_model = kind, f"purifier {kind} needs checkpoint=... or registered_model=..."
         cls.snapshot_field, cls.label_prefix = snapshot_field, label_prefix
         cls.cuda_batch_size, cls.cpu_batch_pixels = cuda_batch_size, cpu_batch_pixels
+        cls.cpu_batch_counts_channels = cpu_batch_counts_channels
 
     def snapshot_steps(self) -> list[int]:
         return list(getattr(self, self.snapshot_field))
@@ -76,8 +80,9 @@ class NetworkSettings(ModelSource, PurifierSettings):
         resolved."""
         batch = self.batch_size
         if batch == "auto":
-            height, width = image_shape[-3:-1]
-            batch = self.cuda_batch_size if device.type == "cuda" else cpu_batch_size(self.cpu_batch_pixels, height * width)
+            height, width, channels = image_shape[-3:]
+            image_size = height * width * (channels if self.cpu_batch_counts_channels else 1)
+            batch = self.cuda_batch_size if device.type == "cuda" else cpu_batch_size(self.cpu_batch_pixels, image_size)
         return SpeedPath(device.type, **self.sampler_options(device), batch_size=batch)
 
     def sampler_options(self, device: torch.device) -> dict[str, Any]:
@@ -100,8 +105,11 @@ class NetworkPurifier(Purifier):
         self.model = load(model_dir(settings), self.device)  # once per purifier (one copy per Ray actor)
 
     def speed_path(self, image_shape: tuple[int, ...]) -> SpeedPath:
-        """Return how this purifier runs images of `image_shape` (NHWC or HWC) on its device."""
-        return self.settings.speed_path(self.device, image_shape)
+        """Return how this purifier runs images of `image_shape` (NHWC or HWC) on its device; for NHWC the batch is
+        the one it runs, at most N (a Ray Data call of 128 rows runs one batch of 128 whatever the setting's batch)."""
+        path = self.settings.speed_path(self.device, image_shape)
+        rows = image_shape[0] if len(image_shape) == 4 else path.batch_size
+        return dataclasses.replace(path, batch_size=min(path.batch_size, rows))
 
     def speed_params(self, image_shape: tuple[int, ...]) -> dict[str, str]:
         return self.speed_path(image_shape).params()

@@ -69,7 +69,7 @@ class PurifierActor:
     """Ray Data callable class: one purifier per actor, numpy dict batches in and out."""
 
     def __init__(self, settings: dict[str, Any], seed: int, num_threads: int, models: dict[str, ray.ObjectRef],
-                 crash_marker: str | None = None) -> None:
+                 rows_per_call: int, crash_marker: str | None = None) -> None:
         import torch
 
         torch.set_num_threads(max(1, num_threads))
@@ -83,6 +83,7 @@ class PurifierActor:
 
             self.purifier = build_purifier(with_model_sources(config, arrived_copy), seed=seed)
         self.crash_marker = crash_marker
+        self.rows_per_call = rows_per_call  # a full call's rows: the batch the speed params report
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the batch's rows once per step count, with a `steps` column."""
@@ -93,7 +94,7 @@ class PurifierActor:
         by_steps = self.purifier.purify(images, np.asarray(batch["row_id"]))
         steps = sorted(by_steps)
         count = len(batch["row_id"])
-        speed = json.dumps(self.purifier.speed_params(images.shape), sort_keys=True)
+        speed = json.dumps(self.purifier.speed_params((self.rows_per_call, *images.shape[1:])), sort_keys=True)
         return {"position": np.tile(batch["position"], len(steps)), "row_id": np.tile(batch["row_id"], len(steps)),
                 "label": np.tile(batch["label"], len(steps)),
                 "image": np.concatenate([by_steps[s] for s in steps]),
@@ -122,7 +123,7 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
     purified = dataset.map_batches(
         PurifierActor, fn_constructor_kwargs={"settings": settings.model_dump(mode="json"), "seed": seed,
                                               "num_threads": int(stage.num_cpus_per_actor), "models": models,
-                                              "crash_marker": marker},
+                                              "rows_per_call": stage.batch_size, "crash_marker": marker},
         batch_size=stage.batch_size, compute=ray.data.ActorPoolStrategy(size=stage.num_actors),
         num_cpus=stage.num_cpus_per_actor, num_gpus=stage.num_gpus_per_actor or None)
     chunks = list(purified.iter_batches(batch_size=None, batch_format="numpy"))
@@ -145,8 +146,8 @@ def run_stage(images: np.ndarray, labels: np.ndarray, row_ids: np.ndarray, setti
 
 
 def _stage_speed(chunks: list[dict[str, np.ndarray]]) -> dict[str, str]:
-    """Return the speed params the actors reported; where they differ (a batch smaller than the others, actors
-    on different devices), each key holds the distinct values joined by '|'."""
+    """Return the speed params the actors reported (each for a full call); where they differ (actors on different
+    devices), each key holds the distinct values joined by '|'."""
     seen: dict[str, list[str]] = {}
     for text in sorted({str(value) for chunk in chunks for value in np.unique(chunk["speed"])}):
         for key, value in json.loads(text).items():

@@ -26,11 +26,12 @@ with which float rounding.
   channels-last (oneDNN's fast layout: 1.4x NCHW on the Langevin gradient of the small EBM and
   of the paper's nf=128 one, 1.3x on the small UNet, measured on a 2-core Xeon), dense
   lowering of covering convolutions (1.15x more on the small EBM's gradient; in-place
-  activations 1.1x more), eager
-  (`torch.compile` measured 0.6x eager there, after 40 s of compilation). Its batch holds a
-  fixed number of pixels per image channel (`cpu_batch_size`), so a batch's activations stay
-  in the caches: 128 digits-size images (16x16) or 32 CIFAR-size ones for the EBM (the paper's
-  nf=128 EBM: 1.2x batch 128 in NCHW), twice that for the UNet (512 digits: 1.3x batch 128).
+  activations 1.1x more), eager (`torch.compile` measured 0.6x eager there, after 40 s of
+  compilation). Its batch holds a fixed number of pixels (`cpu_batch_size`), so a batch's
+  activations stay in the caches: for the EBM 64 Ki pixel values, 256 digits-size images
+  (16x16x1: 1.06x batch 128, 512 is slower) or 16 CIFAR-size ones (32x32x3: the paper's nf=128
+  EBM, 1.17x batch 32); for the UNet 128 Ki pixels per channel, 512 digits
+  (1.3x batch 128). Measured side by side on a 2-core Xeon.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def device_fast_path(device: torch.device) -> tuple[Precision, bool, bool, bool]
 
 
 def cpu_batch_size(pixels_per_batch: int, image_pixels: int) -> int:
-    """Return the CPU batch (images, a power of two in 16..1024) whose images hold about `pixels_per_batch` pixels per
-    channel together, for images of `image_pixels` (H x W) pixels."""
+    """Return the CPU batch (images, a power of two in 16..1024) whose images hold about `pixels_per_batch` pixels
+    together, for images of `image_pixels` pixels each (H x W, or H x W x C where a purifier counts channels)."""
     wanted = max(1, pixels_per_batch // max(1, image_pixels))
     return min(1024, max(16, 1 << (wanted.bit_length() - 1)))
 
