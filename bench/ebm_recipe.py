@@ -8,11 +8,11 @@ first EBM step count), train the sweep's classifier (seed 0) on the purified ble
 Narcissus-poisoned sets, and score them against the undefended classifier. Narcissus is scored
 with its trigger x1 (the papers' number; x3 printed beside it).
 
-Prints ONE JSON line: per seed, for blend and narcissus, success before / after and the accuracy
-loss (points), and `all_seeds_halve` (every seed halves both attacks' success with at most
-3 points of accuracy lost).
+Prints ONE JSON line: per seed, for blend and narcissus and per step count T, success before / after
+and the accuracy loss (points); `all_seeds_halve` (at the first T: every seed halves both attacks'
+success with at most 3 points of accuracy lost) and `all_seeds_halve_by_T`.
 
-    python bench/ebm_recipe.py [--seeds 0 1 2] [--work .genlab/bench_ebm_recipe] [key=value EBM overrides]
+    python bench/ebm_recipe.py [--seeds 0 1 2] [--steps 150 200] [--work .genlab/bench_ebm_recipe] [key=value EBM overrides]
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--work", type=Path, default=Path(".genlab/bench_ebm_recipe"))
     parser.add_argument("--ebm-config", default="conf/train_ebm.yaml")
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="Langevin step counts T to purify with (default: the sweep's EBM step counts); "
+                             "all_seeds_halve is judged at the first")
+    parser.add_argument("--purifier", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides of the sweep's EBM purifier setting, e.g. step_size=0.01 temperature=5e-5")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the EBM training config")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -74,31 +79,46 @@ def main() -> None:
     target = (sweep.target_classes or [0])[0]
     poisons = {name: poison_for(sweep, a.model_copy(update={"target_class": target}), [], train, test,
                                 args.work / "poisons") for name, a in attacks.items()}
-    steps = next(p.langevin_steps[0] for p in sweep.purifiers if p.name == "ebm")
+    setting = next(p for p in sweep.purifiers if p.name == "ebm")
+    steps = args.steps or list(setting.langevin_steps)
+    purify = {"step_size": setting.step_size, "temperature": setting.temperature,
+              **{key: float(value) for key, value in (item.split("=", 1) for item in args.purifier)}}
     before = {name: outcome(sweep, *_arrays(poisoned(train, p)), test, p) for name, p in poisons.items()}
-    result: dict[str, Any] = {"T": steps, "generative_rows": len(split.generative), "classifier_rows": len(train),
+    result: dict[str, Any] = {"T": steps, "purifier": purify, "generative_rows": len(split.generative), "classifier_rows": len(train),
                               "target_class": target, "undefended": before, "seeds": {}}
     for seed in args.seeds:
         ebm_cfg = load_config(EbmJobConfig, args.ebm_config, [*args.overrides, f"seed={seed}", "register_model=false"])
         key = hashlib.sha256(ebm_cfg.model_dump_json().encode()).hexdigest()[:12]
         trained = train_ebm(ebm_cfg, split.generative, train.images, args.work / f"ebm-{key}",
                             run_name=f"ebm-recipe-seed{seed}", registered_name="genlab-ebm-recipe")
-        purifier = EbmPurifier(EbmSettings(checkpoint=str(trained.model_dir), langevin_steps=[steps], device="cpu"), 0)
-        clean = purifier.purify(train.images, np.arange(len(train)))[steps]
-        per_attack = {}
-        for name, poison in poisons.items():
-            images = clean.copy()
-            images[poison.base_indices] = purifier.purify(poison.images, poison.base_indices)[steps]
-            after = outcome(sweep, images, poisoned(train, poison).labels, test, poison)
-            per_attack[name] = {"success_before": before[name]["success"], "success_after": after["success"],
-                                "accuracy_loss_points": 100 * (before[name]["accuracy"] - after["accuracy"]),
-                                **({"success_x3_before": before[name]["success_x3"],
-                                    "success_x3_after": after["success_x3"]} if "success_x3" in after else {})}
+        purifier = EbmPurifier(EbmSettings(checkpoint=str(trained.model_dir), langevin_steps=steps, device="cpu",
+                                           **purify), 0)
+        clean = purifier.purify(train.images, np.arange(len(train)))
+        purified = {name: purifier.purify(p.images, p.base_indices) for name, p in poisons.items()}
+        per_attack = {name: {} for name in poisons}
+        for t in steps:
+            for name, poison in poisons.items():
+                images = clean[t].copy()
+                images[poison.base_indices] = purified[name][t]
+                after = outcome(sweep, images, poisoned(train, poison).labels, test, poison)
+                per_attack[name][t] = _scores(before[name], after)
         result["seeds"][seed] = per_attack
         print(f"[bench] seed {seed}: {json.dumps(per_attack)}", flush=True)
-    result["all_seeds_halve"] = all(r["success_after"] <= 0.5 * r["success_before"] and r["accuracy_loss_points"] <= 3
-                                    for per in result["seeds"].values() for r in per.values())
+    halves = {t: all(_halves(per[name][t]) for per in result["seeds"].values() for name in per) for t in steps}
+    result["all_seeds_halve"] = halves[steps[0]]
+    result["all_seeds_halve_by_T"] = halves
     print(json.dumps(result))
+
+
+def _scores(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {"success_before": before["success"], "success_after": after["success"],
+            "accuracy_loss_points": 100 * (before["accuracy"] - after["accuracy"]),
+            **({"success_x3_before": before["success_x3"], "success_x3_after": after["success_x3"]}
+               if "success_x3" in after else {})}
+
+
+def _halves(r: dict[str, float]) -> bool:
+    return r["success_after"] <= 0.5 * r["success_before"] and r["accuracy_loss_points"] <= 3
 
 
 def _arrays(images: ImageSet) -> tuple[np.ndarray, np.ndarray]:

@@ -48,10 +48,12 @@ def main() -> int:
     comparison = compare_triggers(rows)
     write_json_atomic(out_dir / "summary.json", {"target_classes": cfg.target_classes, "comparison": comparison,
                                                  "trials": rows, "all_finished": all_finished})
-    print("\nattack | purifier | poison success mean / max over classes | natural accuracy")
+    print("\nattack | purifier | poison success x1 mean / max over classes | x3 mean / max | natural accuracy")
     for entry in comparison:
+        amplified = (f"{entry['poison_success_amplified_mean']:.3f} / {entry['poison_success_amplified_max']:.3f}"
+                     if "poison_success_amplified_mean" in entry else "-")
         print(f"{entry['attack']} | {entry['purifier']} {entry['purifier_params']} | "
-              f"{entry['poison_success_mean']:.3f} / {entry['poison_success_max']:.3f} | "
+              f"{entry['poison_success_mean']:.3f} / {entry['poison_success_max']:.3f} | {amplified} | "
               f"{entry['natural_accuracy_mean']:.3f}")
     print(f"[genlab] summary: {out_dir / 'summary.json'}")
     return 0 if all_finished else 1

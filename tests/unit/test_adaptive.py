@@ -133,12 +133,15 @@ def test_aware_narcissus_needs_the_purifier_and_its_trigger_sees_it():
     assert optimise_trigger(cfg, surrogate, images, 1, 0, lambda line: None).any()
 
 
-def test_compare_triggers_averages_over_classes():
+def test_compare_triggers_averages_over_classes_x1_and_x3():
     rows = [{"attack": "narcissus", "purifier": "ebm-T150", "target_class": c, "poison_success_rate": p,
-             "natural_accuracy": 0.9} for c, p in ((0, 0.2), (1, 0.6))]
+             "poison_success_rate_amplified": p3, "natural_accuracy": 0.9} for c, p, p3 in ((0, 0.2, 0.5), (1, 0.6, 1.0))]
     (entry,) = compare_triggers(rows)
     assert entry["poison_success_mean"] == pytest.approx(0.4) and entry["poison_success_max"] == 0.6
+    assert entry["poison_success_amplified_mean"] == pytest.approx(0.75) and entry["poison_success_amplified_max"] == 1.0
     assert entry["classes"] == [0, 1]
+    (plain,) = compare_triggers([{k: v for k, v in row.items() if k != "poison_success_rate_amplified"} for row in rows])
+    assert "poison_success_amplified_mean" not in plain  # a set scored x1 only has no x3 columns
 
 
 def test_autoattack_rand_breaks_a_classifier_within_its_budget_and_the_sweep_takes_aware_attacks():

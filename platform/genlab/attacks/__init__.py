@@ -11,8 +11,7 @@
 The PoisonSet format lives in `genlab.data.poisonset`.
 """
 
-from genlab.attacks.backdoor import (BadNetsConfig, BlendConfig, HiddenTriggerConfig, NarcissusConfig,
-                                     SleeperAgentConfig)
+from genlab.attacks.backdoor import BadNetsConfig, BlendConfig, HiddenTriggerConfig, NarcissusConfig, SleeperAgentConfig
 from genlab.attacks.imported import ImportedPoisonConfig
 from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
 from genlab.attacks.targeted.bullseye_polytope import BullseyePolytopeConfig

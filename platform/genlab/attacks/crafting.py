@@ -31,12 +31,12 @@ from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poiso
 from genlab.attacks.surrogate import clean_surrogate
 from genlab.attacks.targeted.base import runner_up_classes
 from genlab.attacks.targeted.trials import TargetedTrial, load_trials, make_trials, merge_targeted, save_trials
+from genlab.cache_cap import evict_least_recently_used, mark_used
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet, load_poison_set_for
 from genlab.errors import ConfigError
-from genlab.cache_cap import evict_least_recently_used, mark_used
 from genlab.fileio import path_lock, write_json_atomic
 from genlab.runtime import Progress, RaySettings, map_calls, print_progress
 from genlab.tracking import git_commit

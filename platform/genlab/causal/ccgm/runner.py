@@ -24,8 +24,8 @@ from genlab.causal.ccgm.metrics import (
     reconstruction_error,
 )
 from genlab.causal.ccgm.model import CCGM, CHECKPOINT_KIND, CCGMConfig, graph_spec
-from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
 from genlab.causal.gen.report import markdown_table
+from genlab.causal.graph import CausalGraph, GraphError, resolve_graph
 from genlab.causal.job import job_run, write_reports
 from genlab.causal.pendulum import COLUMNS, grid_indices, make_pendulum
 from genlab.causal.scm import StructuralCausalModel, build_scm

@@ -76,9 +76,19 @@ def craft_aware(cfg: NarcissusAwareConfig, provisioned: list[Any], train: ImageS
     return crafted.poison
 
 
+def _mean_and_max(name: str, values: list[float | None]) -> dict[str, float]:
+    """Return {name_mean, name_max} of `values`, or {} when any is missing."""
+    if not values or any(v is None for v in values):
+        return {}
+    return {f"{name}_mean": sum(values) / len(values), f"{name}_max": max(values)}
+
+
 def compare_triggers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Return, per (attack, purifier setting), poison success after purification over the target classes:
-    mean and max (fractions in [0, 1]), and the mean natural accuracy (Table 11's avg / acc / max)."""
+    mean and max (fractions in [0, 1]), and the mean natural accuracy (Table 11's avg / acc / max).
+
+    Success is the trigger x1 (the papers' number); a Narcissus set scored with an amplified test trigger
+    also gets `poison_success_amplified_mean` / `_max` (x3, the attack's own convention)."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("poison_success_rate") is not None:
@@ -90,5 +100,7 @@ def compare_triggers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         table.append({"attack": attack, "purifier": purifier, "purifier_params": json.loads(params),
                       "classes": sorted({m["target_class"] for m in members}),
                       "poison_success_mean": sum(success) / len(success), "poison_success_max": max(success),
-                      "natural_accuracy_mean": sum(m["natural_accuracy"] for m in members) / len(members)})
+                      "natural_accuracy_mean": sum(m["natural_accuracy"] for m in members) / len(members),
+                      **_mean_and_max("poison_success_amplified",
+                                      [m.get("poison_success_rate_amplified") for m in members])})
     return table
