@@ -29,7 +29,7 @@ Peak: the best GFLOP/s of a dense 3x3 convolution nf -> nf on the EBM's image si
 memory layouts and batch 64 / 256 (and native bf16 where the fast path is bf16): the EBM's
 fraction of peak is its Langevin GFLOP/s (2x the forward FLOPs per image-step) over that.
 
-Actor pool (CPU default): the EBM's fast path on `--pool-images` images at the default sweep's
+Actor pool (CPU default): the EBM's fast path on `--pool-images` images at the extended sweep's
 chain (T=200, snapshots 150 and 200) in one process of all the cores' threads, against the Ray
 Data stage on the same cores: one actor per core with one thread each, `--pool-batch-size` rows
 per call (one actor of two threads ran at 0.75 of the bare loop: its OpenMP threads stall whenever
@@ -83,7 +83,7 @@ DEFAULT_IMAGES = {  # (device type, purifier) -> images per timed call (both loo
     ("cuda", "puregen-filt"): 2048, ("cpu", "ebm"): 512, ("cpu", "ebm-paper"): 64, ("cpu", "ddpm"): 512,
     ("cpu", "puregen-naive"): 256, ("cpu", "puregen-reps"): 256, ("cpu", "puregen-filt"): 512,
 }
-SWEEP_CHAIN = [150, 200]  # the default sweep's EBM setting (conf/defense_sweep.yaml): one chain, two snapshots
+SWEEP_CHAIN = [150, 200]  # the extended sweep's EBM setting (conf/defense_sweep_extended.yaml): one chain, two snapshots
 
 
 def _sync(device: torch.device) -> None:

@@ -14,6 +14,7 @@ QUICK = ["classifier.epochs=3", "target_classes=null", "purifiers.3.langevin_ste
          "purifiers.6.ebm.langevin_steps=[3]", "purifiers.6.ddpm.diffusion_start_steps=[3]",
          "purifiers.7.transform.diffusion_start_steps=[5]", "attacks.2.trigger_steps=40", "attacks.2.surrogate.epochs=2",
          "defenses=[]"]  # the baseline defenses: integration/test_sweep_defenses.py
+EXTENDED = "conf/defense_sweep_extended.yaml"  # the default's purifiers plus JPEG and Gaussian noise: every kind
 ATTACKS = ("badnets", "blend", "narcissus")
 PURIFIERS = ("none", "jpeg", "gaussian_noise", "ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt")
 
@@ -34,7 +35,7 @@ def sweep(tmp_path_factory, ray_session):
     (tmp / "tiny_ebm.yaml").write_text(json.dumps(TINY_EBM))
     (tmp / "tiny_ddpm.yaml").write_text(json.dumps(TINY_DDPM))
     result, uri = run_default_sweep(tmp, QUICK + [f"model_training.ebm={tmp / 'tiny_ebm.yaml'}",
-                                                  f"model_training.ddpm={tmp / 'tiny_ddpm.yaml'}"])
+                                                  f"model_training.ddpm={tmp / 'tiny_ddpm.yaml'}"], EXTENDED)
     return result, uri, tmp
 
 

@@ -7,14 +7,18 @@ from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
 
 
-def test_default_config_file_validates():
+def test_default_config_file_validates_and_the_extended_one_adds_the_simple_transforms():
     cfg = load_config(SweepConfig, "conf/defense_sweep.yaml")
     assert {a.key for a in cfg.attacks} == {"badnets", "blend", "narcissus"}
-    assert {p.name for p in cfg.purifiers} >= {"none", "jpeg", "gaussian_noise"}
+    puregen = {"none", "ebm", "ddpm", "puregen-naive", "puregen-reps", "puregen-filt"}
+    assert {p.name for p in cfg.purifiers} == puregen
+    extended = load_config(SweepConfig, "conf/defense_sweep_extended.yaml")
+    assert {p.name for p in extended.purifiers} == puregen | {"jpeg", "gaussian_noise"}
+    assert extended.model_dump(exclude={"purifiers"}) == cfg.model_dump(exclude={"purifiers"})  # only the purifiers differ
 
 
 def test_overrides_reach_nested_keys_and_list_items(tmp_path):
-    cfg = load_config(SweepConfig, "conf/defense_sweep.yaml",
+    cfg = load_config(SweepConfig, "conf/defense_sweep_extended.yaml",
                       ["classifier.epochs=3", "attacks.1.epsilon=8", "seeds=[0,1,2]", "purifiers.1.quality=[25,75]"])
     assert cfg.classifier.epochs == 3 and cfg.attacks[1].epsilon == 8 and cfg.seeds == [0, 1, 2]
     assert [s.quality for s in cfg.purifiers[1].settings()] == [25, 75]

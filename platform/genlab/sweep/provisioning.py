@@ -225,22 +225,43 @@ def _train_kind_task(kind: str, config_path: str, sweep_dataset: Any, train: Ima
     return str(TRAINER_OF_KIND[kind](config_path, sweep_dataset, train, Path(work_dir) / "models"))
 
 
-def train_missing_models(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
-                         train: ImageSet, work_dir: Path) -> list[str]:
-    """Train every model kind the settings need but lack, concurrently as Ray tasks; return the kinds trained.
+def start_missing_models(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
+                         train: ImageSet, work_dir: Path) -> list[ray.ObjectRef]:
+    """Start training every model kind the settings need but lack, concurrently as Ray tasks; return the
+    tasks' refs (none when fewer than two kinds: `provide_models` trains a single kind in place).
 
     Each task trains one kind with one torch thread into the same cache `provide_models` reads,
     so the sequential pass that follows finds the models finished and only resolves paths.
     """
     kinds = sorted(set().union(*(untrained_kinds(s) for s in all_settings)))
     if len(kinds) < 2:
-        return []  # nothing to overlap: provide_models trains a single kind in place
+        return []
     print(f"[genlab] training {', '.join(kinds)} models in parallel (Ray tasks, once; cached)")
     uri = tracking_uri()
     train_ref = ray.put(train)
-    ray.get([_train_kind_task.remote(kind, str(Path(model_training[kind]).resolve()), sweep_dataset, train_ref,
-                                     str(work_dir), uri) for kind in kinds])
-    return kinds
+    return [_train_kind_task.remote(kind, str(Path(model_training[kind]).resolve()), sweep_dataset, train_ref,
+                                    str(work_dir), uri) for kind in kinds]
+
+
+def train_missing_models(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
+                         train: ImageSet, work_dir: Path) -> int:
+    """Train what `start_missing_models` starts and wait for it; return how many kinds were trained."""
+    return len(ray.get(start_missing_models(all_settings, model_training, sweep_dataset, train, work_dir)))
+
+
+@contextlib.contextmanager
+def models_training_meanwhile(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
+                              train: ImageSet, work_dir: Path) -> Iterator[None]:
+    """Train the missing models in Ray tasks while the `with` body runs on the driver; wait for them on exit
+    (on an error in the body, cancel them and re-raise)."""
+    refs = start_missing_models(all_settings, model_training, sweep_dataset, train, work_dir)
+    try:
+        yield
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+    ray.get(refs)
 
 
 def provide_models(settings: StrictModel, model_training: dict[str, str], sweep_dataset: Any, train: ImageSet,

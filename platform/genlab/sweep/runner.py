@@ -5,7 +5,8 @@
 1. craft (or load) the poisons against the classifier's rows (genlab.sweep.training_sets), all but
    the defense-aware ones, which need step 2's purifiers,
 2. provision the generative models the purifiers need, trained on the rows `generative_data`
-   names (genlab.sweep.generative_data); then craft the defense-aware poisons through them,
+   names (genlab.sweep.generative_data), in Ray tasks while step 1 crafts on the driver (after it
+   for the `poisoned` ablation); then craft the defense-aware poisons through them,
 3. purify the training sets through Ray Data, each clean row once for every attack (the
    `defenses:` train on the raw poisoned sets: genlab.sweep.defended_sets),
 4. train one classifier per trial under Ray Tune, each trial a nested MLflow run (genlab.sweep.trials),
@@ -28,7 +29,9 @@ from typing import Any
 
 from genlab.config import validate
 from genlab.data import load_dataset
-from genlab.data.splits import split_pool
+from genlab.data.imageset import ImageSet
+from genlab.data.poisonset import PoisonSet
+from genlab.data.splits import PoolSplit, split_pool
 from genlab.errors import ConfigError
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
@@ -42,6 +45,7 @@ from genlab.sweep.training_sets import (
     provision_models,
     purification_counts,
     purify_training_sets,
+    sweep_models_training_meanwhile,
 )
 from genlab.sweep.trials import run_trials
 from genlab.tracking import TrackedRun, tracked_run, ui_command
@@ -75,8 +79,8 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         tune_path = _tune_path(cfg, run, resume_state, stamp)
         init_ray(cfg.ray)
         aware = [attack for attack in cfg.attacks if is_defense_aware(attack)]
-        poisons = craft_poison_sets(cfg, [], train, test, run, attacks=[a for a in cfg.attacks if a not in aware])
-        generative, description = generative_training_set(cfg, split, poisons)
+        plain = [attack for attack in cfg.attacks if attack not in aware]
+        poisons, generative, description = _craft_and_train(cfg, split, run, plain)
         settings = provision_models(cfg, generative)
         block = generative_training_block(cfg, generative, description, split)
         poisons |= craft_poison_sets(cfg, settings, train, test, run, attacks=aware)
@@ -94,6 +98,21 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
           f"summary: {out_dir / 'summary.json'}")
     print(f"[genlab] look at the runs: {ui_command()}")
     return SweepResult(rows, run.run_id, all_finished)
+
+
+def _craft_and_train(cfg: SweepConfig, split: PoolSplit, run: TrackedRun,
+                     attacks: list[Any]) -> tuple[dict[str, PoisonSet], ImageSet, str]:
+    """Craft `attacks` against the classifier's rows and train the generative models the sweep lacks; return (the
+    poisons, the models' training images, their description). The models train in Ray tasks while the driver
+    crafts, unless they learn from the poisons (`generative_data: poisoned`), which must exist first."""
+    train, test = split.classifier, split.test
+    if cfg.generative_data == "poisoned":
+        poisons = craft_poison_sets(cfg, [], train, test, run, attacks=attacks)
+        return (poisons, *generative_training_set(cfg, split, poisons))
+    generative, description = generative_training_set(cfg, split, {})
+    with sweep_models_training_meanwhile(cfg, generative):
+        poisons = craft_poison_sets(cfg, [], train, test, run, attacks=attacks)
+    return poisons, generative, description
 
 
 def _tune_path(cfg: SweepConfig, run: TrackedRun, resume_state: dict[str, Any] | None, stamp: str) -> str:

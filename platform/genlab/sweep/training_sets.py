@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_ene
 from genlab.purify.stage import StageInput, purify_parts_cached
 from genlab.sweep.adaptive.aware import craft_aware
 from genlab.sweep.config import SweepConfig
-from genlab.sweep.provisioning import cap_model_caches, provide_models, train_missing_models
+from genlab.sweep.provisioning import cap_model_caches, models_training_meanwhile, provide_models, train_missing_models
 from genlab.sweep.set_store import store_training_set
 from genlab.tracking import TrackedRun
 from genlab.visualize import save_image_grid
@@ -80,6 +81,12 @@ def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings
     if cfg.model_cache_max_gb is not None:
         cap_model_caches(provided, Path(cfg.work_dir), gigabytes_to_bytes(cfg.model_cache_max_gb))
     return provided
+
+
+def sweep_models_training_meanwhile(cfg: SweepConfig, train: ImageSet) -> contextlib.AbstractContextManager[None]:
+    """Return a context in which the models `provision_models` would train on `train` train in Ray tasks
+    (`genlab.sweep.provisioning.models_training_meanwhile`), so the driver can craft meanwhile."""
+    return models_training_meanwhile(cfg_settings(cfg), cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
 
 
 def poison_for(cfg: SweepConfig, attack_cfg: Any, provisioned: list[PurifierSettings], train: ImageSet,
