@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import ray
 import torch
@@ -23,6 +24,18 @@ Progress = Callable[[str], None]  # receives one human-readable line about long 
 def print_progress(line: str) -> None:
     """The default `Progress`: print `line` prefixed with [genlab], flushed at once."""
     print(f"[genlab] {line}", flush=True)
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the body with one torch CPU thread (restored after): float reductions then add up in one order,
+    so what the body computes does not depend on the machine's core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 import ray
-import torch
 from pydantic import BaseModel, Field
 
 from genlab.attacks import AttackConfig, craft_poisons
@@ -45,6 +44,7 @@ from genlab.purify.ddpm import DdpmSettings
 from genlab.purify.ebm import EbmSettings
 from genlab.purify.model_source import model_sources
 from genlab.purify.puregen import EnergyModelSettings
+from genlab.runtime import one_torch_thread
 from genlab.tracking import model_cache_root, resolve_registered_checkpoint, tracking_uri, ui_command
 from genlab.train.ddpm import DdpmTrainConfig, train_ddpm
 from genlab.train.ebm import EbmTrainConfig, train_ebm
@@ -167,25 +167,13 @@ def _train_ddpm(config_path: str, sweep_dataset: Any, train: ImageSet, out_dir: 
         c, train, train.images, d, run_name=c.run_name(), registered_name=c.registry_name()).model_dir, "ddpm")
 
 
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """Train with one torch thread, as the training jobs do in the tests: the small EBM recipe is
-    sensitive to float reduction order, and one thread makes the sweep's model the tested one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _cached(cfg: StrictModel, train: ImageSet, out_dir: Path, train_fn: Callable[[Any, Path], Path], kind: str) -> Path:
     key = hashlib.sha256(json.dumps({"config": cfg.model_dump(mode="json"), "data": train.hash},
                                     sort_keys=True).encode()).hexdigest()[:16]
     target = out_dir / f"{kind}-{key}"
     if not (target / FINISHED).is_file():
         print(f"[genlab] no {kind} model given: training one with small settings into {target} (once; cached)")
-    with _single_thread():
+    with one_torch_thread():  # the small EBM recipe is sensitive to float reduction order: the tested model
         model = train_fn(cfg, target)
     with contextlib.suppress(FileNotFoundError):
         mark_used(target, FINISHED)  # the clock of the model cache's size cap (`cap_model_caches`)

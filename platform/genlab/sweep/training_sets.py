@@ -35,6 +35,7 @@ from genlab.purify.baselines import NoneSettings
 from genlab.purify.cache import PurificationCache, PurifiedImages
 from genlab.purify.puregen import EnergyScorer, PuregenFiltSettings, highest_energy_rows
 from genlab.purify.stage import StageInput, purify_parts_cached
+from genlab.runtime import one_torch_thread
 from genlab.sweep.adaptive.aware import craft_aware
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.provisioning import cap_model_caches, models_training_meanwhile, provide_models, train_missing_models
@@ -142,18 +143,21 @@ def craft_poison_sets(cfg: SweepConfig, provisioned: list[PurifierSettings], tra
     A targeted attack's trials are crafted (each cached) and kept apart, one PoisonSet per trial.
     `provisioned`: the sweep's purifier settings with local checkpoints (`provision_models`), which
     the defense-aware attacks are crafted through (`[]` before provisioning, when `attacks` holds none).
+    The driver crafts with one torch thread, so the poisons, and every number after them, are the same
+    on any number of cores (the generative models train on the other cores meanwhile).
     """
     cache_dir = Path(cfg.work_dir) / "poisons"
     poisons: dict[str, PoisonSet] = {}
     for attack in cfg.attacks if attacks is None else attacks:
         variants = variant_configs(cfg, attack)
-        if is_targeted(attack):
-            crafted = craft_cached(attack, train, test, cfg.seed, cache_dir,
-                                   max_bytes=gigabytes_to_bytes(cfg.poison_cache_max_gb))
-            poisons.update(zip(variants, crafted.trial_sets))
-        else:
-            poisons.update({key: poison_for(cfg, variant, provisioned, train, test, cache_dir)
-                            for key, variant in variants.items()})
+        with one_torch_thread():
+            if is_targeted(attack):
+                crafted = craft_cached(attack, train, test, cfg.seed, cache_dir,
+                                       max_bytes=gigabytes_to_bytes(cfg.poison_cache_max_gb))
+                poisons.update(zip(variants, crafted.trial_sets))
+            else:
+                poisons.update({key: poison_for(cfg, variant, provisioned, train, test, cache_dir)
+                                for key, variant in variants.items()})
     for name, poison in poisons.items():
         run.client.log_dict(run.run_id, poison.metadata(), f"poisons/{name}.json")
     return poisons
