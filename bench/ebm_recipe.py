@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     sweep = load_config(SweepConfig, "conf/defense_sweep.yaml")
-    split = split_pool(*load_dataset(sweep.dataset), sweep.split)
+    split = split_pool(*load_dataset(sweep.dataset), sweep.data_split())
     train, test = split.classifier, split.test
     attacks = {a.name: a for a in sweep.attacks if a.name in ATTACKS}
     target = (sweep.target_classes or [0])[0]

@@ -8,8 +8,9 @@ On a cluster (the tracking URI points at the shared MLflow server):
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
         python jobs/craft_poisons.py --config conf/attacks/narcissus.yaml dataset.name=cifar10 dataset.download=true
 The set lands in <work_dir>/poisons/<attack>-<key>/ (key = dataset hash + attack config + seed),
-the cache the defense sweep reads, so a sweep with the same attack reuses it. Reference it from any
-sweep with `attacks: [{name: imported, path: <printed path>}]`. Targeted attacks are crafted trial by
+the cache the defense sweep reads. A sweep crafts against the classifier rows of its pool split, so
+it reuses (or imports, `attacks: [{name: imported, path: <printed path>}]`) a set crafted with the
+same `split` (`split={}`: the default sweep's); without one the set is against the whole training set. Targeted attacks are crafted trial by
 trial (trials.json beside the poisons); a killed run started again crafts only the unfinished trials.
 Then look at the runs:
     mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -25,6 +26,7 @@ from genlab.attacks.crafting import CraftPoisonsConfig, craft_cached
 from genlab.cli import parse_job_args, run_job
 from genlab.config import load_config
 from genlab.data import load_dataset
+from genlab.data.splits import split_pool
 from genlab.fileio import write_json_atomic
 from genlab.runtime import init_ray
 from genlab.tracking import tracked_run, ui_command
@@ -36,6 +38,8 @@ def main() -> int:
     if cfg.parallel:
         init_ray(cfg.ray)  # targeted trials fan out as Ray tasks
     train, test = load_dataset(cfg.dataset)
+    if cfg.split is not None:
+        train = split_pool(train, test, cfg.split).classifier
     print(f"[genlab] crafting {cfg.attack.key} on {cfg.dataset.name}: {len(train)} train images {train.shape}, "
           f"hash {train.hash[:12]}")
     with tracked_run(cfg.experiment, run_name=f"{cfg.attack.key}-{cfg.dataset.name}-seed{cfg.seed}", config=cfg,

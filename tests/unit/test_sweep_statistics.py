@@ -25,16 +25,22 @@ EBM = [{"name": "none"}, {"name": "ebm", "langevin_steps": [5]}]
     ({"generative_data": "same_as_classifier", "generative_dataset": {"name": "shapes"}}, "generative_dataset"),
     ({"target_classes": [0, 1], "attacks": [{"name": "blend", "target_class": 2}]}, "target_classes"),
     ({"target_classes": [1, 1]}, "target_classes"),
+    ({"target_classes": [-1]}, "target_classes"),
+    ({"split": {"generative_fraction": 0}}, "split.generative_fraction"),
 ])
 def test_configs_that_would_break_the_data_rule_are_config_errors(overrides, key):
     with pytest.raises(ConfigError, match=key):
         validate(SweepConfig, overrides)
 
 
-def test_cinic10_imagenet_part_is_a_valid_generative_dataset_for_cifar10():
+def test_cinic10_imagenet_part_is_a_valid_generative_dataset_for_cifar10_and_the_classifier_keeps_every_row(digits):
     cfg = validate(SweepConfig, {"dataset": {"name": "cifar10"},
                                  "generative_dataset": {"name": "cinic10", "cinic_part": "imagenet"}})
     assert cfg.generative_dataset.cinic_part == "imagenet"
+    assert cfg.data_split().generative_fraction == 0  # the models learn from CINIC-10: no CIFAR-10 row set aside
+    whole = split_pool(*digits, cfg.data_split())
+    assert len(whole.generative) == 0 and len(whole.classifier) == len(digits[0])
+    assert validate(SweepConfig, {}).data_split() == DataSplitConfig()  # no generative_dataset: the split as given
 
 
 def _block(digits, **overrides):

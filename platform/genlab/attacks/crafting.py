@@ -36,6 +36,7 @@ from genlab.config import StrictModel
 from genlab.data import DatasetConfig
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet, load_poison_set_for
+from genlab.data.splits import DataSplitConfig
 from genlab.errors import ConfigError
 from genlab.fileio import path_lock, write_json_atomic
 from genlab.runtime import Progress, RaySettings, map_calls, print_progress
@@ -51,6 +52,9 @@ class CraftPoisonsConfig(StrictModel):
     seed: int = 0  # crafting seed (poison rows, trials, optimisation)
     work_dir: str = ".genlab"  # the poison cache lives in <work_dir>/poisons (shared with the defense sweep)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    # craft against the classifier rows of this pool split (the rows a defense sweep with the same `split` crafts
+    # against, so it reuses the set); None: the dataset's whole training set
+    split: DataSplitConfig | None = None
     attack: AttackConfig  # the attack and its settings (name: badnets | blend | narcissus | gradient_matching | ...)
     parallel: bool = False  # targeted attacks: craft the trials (and train efficacy victims) as Ray tasks, 1 CPU each
     ray: RaySettings = Field(default_factory=RaySettings)  # where those tasks run (parallel only)

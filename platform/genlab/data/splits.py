@@ -26,7 +26,8 @@ from genlab.data.imageset import ImageSet
 class DataSplitConfig(StrictModel):
     """How the training rows are shared between the generative models and the classifier."""
 
-    generative_fraction: float = Field(0.35, gt=0, lt=1)  # share of each class's training rows kept for the EBM/DDPM
+    # share of each class's training rows kept for the EBM/DDPM; 0: none (the classifier keeps every training row)
+    generative_fraction: float = Field(0.35, ge=0, lt=1)
     seed: int = 0  # split seed (recorded in the sweep's config and summary)
 
 
@@ -51,14 +52,15 @@ class PoolSplit:
 def split_pool(train: ImageSet, test: ImageSet, cfg: DataSplitConfig) -> PoolSplit:
     """Return `train` split per class into generative and classifier rows (seeded), with `test` kept whole.
 
-    Every class keeps at least one row on each side; the generative side holds
-    `round(generative_fraction * class size)` rows of it.
+    With a fraction above 0, every class keeps at least one row on each side; the generative side holds
+    `round(generative_fraction * class size)` rows of it. A fraction of 0 gives every row to the classifier.
     """
     rng = np.random.default_rng(cfg.seed)
     generative, classifier = [], []
     for label in np.unique(train.labels):
         rows = rng.permutation(np.flatnonzero(train.labels == label))
-        count = min(len(rows) - 1, max(1, int(round(cfg.generative_fraction * len(rows)))))
+        count = min(len(rows) - 1, max(1, int(round(cfg.generative_fraction * len(rows))))) \
+            if cfg.generative_fraction > 0 else 0
         generative.append(rows[:count])
         classifier.append(rows[count:])
     gen_rows, clf_rows = np.sort(np.concatenate(generative)), np.sort(np.concatenate(classifier))

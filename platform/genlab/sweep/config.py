@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -99,7 +99,7 @@ class SweepConfig(StrictModel):
     generative_data: Literal["disjoint", "same_as_classifier", "poisoned"] = "disjoint"
     split: DataSplitConfig = Field(default_factory=DataSplitConfig)  # the pool split (seeded): generative / classifier rows
     generative_dataset: DatasetConfig | None = None  # disjoint: learn from this dataset (in `dataset`'s format) instead
-    target_classes: list[int] | None = None  # backdoor attacks run once per class listed (None: each attack's own)
+    target_classes: list[Annotated[int, Field(ge=0)]] | None = None  # backdoors run once per class listed (None: their own)
 
     @field_validator("work_dir")
     @classmethod
@@ -129,6 +129,18 @@ class SweepConfig(StrictModel):
                              f"split's generative rows), use cinic10 with cinic_part: imagenet, or name the ablation "
                              f"generative_data: same_as_classifier")
         return self
+
+    @model_validator(mode="after")
+    def _split_leaves_the_models_rows(self) -> "SweepConfig":
+        if self.generative_data == "disjoint" and self.generative_dataset is None and self.split.generative_fraction == 0:
+            raise ValueError("split.generative_fraction: 0 leaves the generative models no rows to learn from; "
+                             "give a fraction > 0 or a generative_dataset")
+        return self
+
+    def data_split(self) -> DataSplitConfig:
+        """Return the pool split this sweep runs: `split`, but with no generative rows when the models learn from
+        `generative_dataset` (then the classifier keeps every training row, as in the papers)."""
+        return self.split if self.generative_dataset is None else self.split.model_copy(update={"generative_fraction": 0.0})
 
     @model_validator(mode="after")
     def _target_classes_replace_the_attacks_own(self) -> "SweepConfig":

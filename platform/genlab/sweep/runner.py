@@ -69,8 +69,11 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
     out_dir = Path(out_dir).resolve()
     cfg = cfg.model_copy(update={"work_dir": str(Path(cfg.work_dir).resolve())})
     pool_train, pool_test = load_dataset(cfg.dataset)
-    split = split_pool(pool_train, pool_test, cfg.split)
+    split = split_pool(pool_train, pool_test, cfg.data_split())
     train, test = split.classifier, split.test
+    if cfg.target_classes and max(cfg.target_classes) >= len(train.classes):
+        raise ConfigError(f"config key target_classes: {cfg.target_classes}, but {cfg.dataset.name} has "
+                          f"{len(train.classes)} classes (0..{len(train.classes) - 1})")
     print(f"[genlab] dataset {cfg.dataset.name}: {len(split.generative)} generative / {len(train)} classifier / "
           f"{len(test)} test images {train.shape} (split seed {split.seed}), hash {train.hash[:12]}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -80,9 +83,8 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
         init_ray(cfg.ray)
         aware = [attack for attack in cfg.attacks if is_defense_aware(attack)]
         plain = [attack for attack in cfg.attacks if attack not in aware]
-        poisons, generative, description = _craft_and_train(cfg, split, run, plain)
+        poisons, generative, block = _craft_and_train(cfg, split, run, plain)
         settings = provision_models(cfg, generative)
-        block = generative_training_block(cfg, generative, description, split)
         poisons |= craft_poison_sets(cfg, settings, train, test, run, attacks=aware)
         sets = purify_training_sets(cfg, settings, train, poisons, out_dir)
         trial_sets = sets + defense_training_sets(cfg, sets, train, poisons, out_dir)
@@ -101,18 +103,24 @@ def run_sweep(cfg: SweepConfig, out_dir: Path, *, resume_state: dict[str, Any] |
 
 
 def _craft_and_train(cfg: SweepConfig, split: PoolSplit, run: TrackedRun,
-                     attacks: list[Any]) -> tuple[dict[str, PoisonSet], ImageSet, str]:
+                     attacks: list[Any]) -> tuple[dict[str, PoisonSet], ImageSet, dict[str, dict[str, Any]]]:
     """Craft `attacks` against the classifier's rows and train the generative models the sweep lacks; return (the
-    poisons, the models' training images, their description). The models train in Ray tasks while the driver
-    crafts, unless they learn from the poisons (`generative_data: poisoned`), which must exist first."""
+    poisons, the models' training images, summary.json's `generative_training` block).
+
+    The block is counted before any model trains, so a disjoint sweep whose models would see a classifier or
+    test row stops with a ConfigError before it trains or registers them. The models train in Ray tasks while
+    the driver crafts, unless they learn from the poisons (`generative_data: poisoned`), which must exist first.
+    """
     train, test = split.classifier, split.test
     if cfg.generative_data == "poisoned":
         poisons = craft_poison_sets(cfg, [], train, test, run, attacks=attacks)
-        return (poisons, *generative_training_set(cfg, split, poisons))
+        generative, description = generative_training_set(cfg, split, poisons)
+        return poisons, generative, generative_training_block(cfg, generative, description, split)
     generative, description = generative_training_set(cfg, split, {})
+    block = generative_training_block(cfg, generative, description, split)
     with sweep_models_training_meanwhile(cfg, generative):
         poisons = craft_poison_sets(cfg, [], train, test, run, attacks=attacks)
-    return poisons, generative, description
+    return poisons, generative, block
 
 
 def _tune_path(cfg: SweepConfig, run: TrackedRun, resume_state: dict[str, Any] | None, stamp: str) -> str:
