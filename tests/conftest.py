@@ -109,9 +109,7 @@ def blend_file(tmp_path, digits):
 def one_torch_thread():
     """Run torch single-threaded for the test, then restore the thread count (the EBM and DDPM tests use it: on a
     shared 2-core machine more threads only oversubscribe)."""
-    import torch
+    from genlab.runtime import one_torch_thread as single_thread
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield

@@ -232,9 +232,9 @@ def start_missing_models(all_settings: list[StrictModel], model_training: dict[s
 
 
 def train_missing_models(all_settings: list[StrictModel], model_training: dict[str, str], sweep_dataset: Any,
-                         train: ImageSet, work_dir: Path) -> int:
-    """Train what `start_missing_models` starts and wait for it; return how many kinds were trained."""
-    return len(ray.get(start_missing_models(all_settings, model_training, sweep_dataset, train, work_dir)))
+                         train: ImageSet, work_dir: Path) -> None:
+    """Train what `start_missing_models` starts and wait for it."""
+    ray.get(start_missing_models(all_settings, model_training, sweep_dataset, train, work_dir))
 
 
 @contextlib.contextmanager

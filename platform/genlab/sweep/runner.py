@@ -46,6 +46,7 @@ from genlab.sweep.training_sets import (
     purification_counts,
     purify_training_sets,
     sweep_models_training_meanwhile,
+    train_sweep_models,
 )
 from genlab.sweep.trials import run_trials
 from genlab.tracking import TrackedRun, tracked_run, ui_command
@@ -115,7 +116,9 @@ def _craft_and_train(cfg: SweepConfig, split: PoolSplit, run: TrackedRun,
     if cfg.generative_data == "poisoned":
         poisons = craft_poison_sets(cfg, [], train, test, run, attacks=attacks)
         generative, description = generative_training_set(cfg, split, poisons)
-        return poisons, generative, generative_training_block(cfg, generative, description, split)
+        block = generative_training_block(cfg, generative, description, split)
+        train_sweep_models(cfg, generative)
+        return poisons, generative, block
     generative, description = generative_training_set(cfg, split, {})
     block = generative_training_block(cfg, generative, description, split)
     with sweep_models_training_meanwhile(cfg, generative):

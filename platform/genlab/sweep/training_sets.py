@@ -72,16 +72,21 @@ def cfg_settings(cfg: SweepConfig) -> list[PurifierSettings]:
 def provision_models(cfg: SweepConfig, train: ImageSet) -> list[PurifierSettings]:
     """Return every concrete purifier setting of `cfg.purifiers`, each model it uses with a local checkpoint.
 
-    Models no setting names are trained on `train` (the generative training rows) with `cfg.model_training`
-    (several kinds at once as Ray tasks), once: later sweeps find them in `<work_dir>/models`. With
-    `cfg.model_cache_max_gb` the model caches are then trimmed to it, keeping these models (`cap_model_caches`).
+    Models no setting names come from `<work_dir>/models`, where `train_sweep_models` or
+    `sweep_models_training_meanwhile` trained them on `train` (the generative training rows) with
+    `cfg.model_training`, once; a single missing kind is trained here. With `cfg.model_cache_max_gb` the model
+    caches are then trimmed to it, keeping these models (`cap_model_caches`).
     """
     all_settings = cfg_settings(cfg)
-    train_missing_models(all_settings, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
     provided = [provide_models(s, cfg.model_training, cfg.dataset, train, Path(cfg.work_dir)) for s in all_settings]
     if cfg.model_cache_max_gb is not None:
         cap_model_caches(provided, Path(cfg.work_dir), gigabytes_to_bytes(cfg.model_cache_max_gb))
     return provided
+
+
+def train_sweep_models(cfg: SweepConfig, train: ImageSet) -> None:
+    """Train the models `provision_models` would lack on `train`, several kinds at once as Ray tasks, and wait."""
+    train_missing_models(cfg_settings(cfg), cfg.model_training, cfg.dataset, train, Path(cfg.work_dir))
 
 
 def sweep_models_training_meanwhile(cfg: SweepConfig, train: ImageSet) -> contextlib.AbstractContextManager[None]:
