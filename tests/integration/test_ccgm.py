@@ -149,13 +149,19 @@ def test_train_job_on_pendulum_logs_intervention_grid(tmp_path):
                  "train.causal_epochs=5", "evaluation.grid_columns=3", "evaluation.counterfactual_images=4"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["reconstruction_error"] > 0 and "counterfactual_pixel_mse_light" in summary
+    assert summary["reconstruction_error"] > 0
     for measure in ("mic", "tic"):  # per concept, and their means
         per_node = [summary[f"{measure}_{node}"] for node in ("pendulum", "light", "shadow_length", "shadow_position")]
         assert summary[measure] == pytest.approx(np.mean(per_node))
-    # The concepts carry their factors after 2 epochs (measured: mean MIC 78, each 40 to 99.9); independent
-    # columns of the 29 test rows score about 26 (x 100).
-    assert summary["mic"] > 50
+    # The concepts carry their factors after 2 epochs (measured: mean MIC 73.5, TIC 67.1); independent columns
+    # of the 29 test rows score MIC 26.9 and TIC 20.3 on average (x 100; a mean of 4 stays below 38.0 and 26.3
+    # in 99% of draws).
+    assert summary["mic"] > 50 and summary["tic"] > 45
+    # Every do() counterfactual is closer to the re-rendered true counterfactual than the model's unchanged
+    # reconstruction (measured 0.2437 vs 0.2448 mean pixel MSE after 2 epochs): interventions that did nothing
+    # would tie, and a decoder that ignored the intervened concept would too.
+    for node in ("pendulum", "light", "shadow_length", "shadow_position"):
+        assert summary[f"counterfactual_pixel_mse_{node}"] < summary[f"counterfactual_pixel_mse_unchanged_{node}"]
     client = MlflowClient(sqlite_store(tmp_path))
     run = client.get_run(summary["run_id"])
     assert run.info.status == "FINISHED" and {"generative_loss", "mic", "tic"} <= set(run.data.metrics)

@@ -16,12 +16,12 @@ from genlab.causal.gen.generation import (
     topological_columns,
 )
 from genlab.causal.gen.power import PowerSettings, aggregate, power_candidates, study_graph_truth
-from genlab.causal.gen.train import make_replicas
+from genlab.causal.gen.train import TrainSettings, column_mse, fit, make_replicas, noise_groups
 from genlab.causal.graph import load_graph
 from genlab.causal.random_graphs import random_dag
 from genlab.causal.sachs import DROPPED_EDGE, consensus_edges, sachs_table
 from genlab.causal.splits import random_split, tail_split
-from genlab.models.causal import CausalGen, RowVAE, VAESettings
+from genlab.models.causal import CausalGen, CausalGenSettings, RowVAE, VAESettings, build_model
 from tests.helpers import REPO
 
 GRAPH = load_graph(REPO / "conf/graphs/scm5.yaml")
@@ -76,6 +76,30 @@ def test_one_prior_per_replica_equals_separate_models():
     for r, graph in enumerate((GRAPH, other)):
         alone = CausalGen(graph.structural_prior(), GRAPH.exogenous_mask(), [8], dropout=0.0, seeds=[0]).eval()
         torch.testing.assert_close(stacked(x)[r], alone(x[r:r + 1])[0])
+
+
+def test_candidates_batched_on_one_table_train_unchanged_nodes_identically():
+    """Common random numbers: replicas of one table share minibatches and dropout, so a node whose parents a
+    candidate leaves alone ends with the truth's error to the last bit, and only the edited node differs."""
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(120, 5))
+    table[:, 2] += table[:, 0] + table[:, 1]
+    table[:, 3] += table[:, 2]
+    table[:, 4] += table[:, 1] + table[:, 3]
+    replicas = make_replicas({7: table}, [0, 2], 0.75)
+    assert noise_groups(replicas) is None  # two tables: each draws its own noise
+    edited = GRAPH.with_edges([e for e in GRAPH.edges if e != ("x1", "x4")], "remove(x1->x4)")
+    candidates = [GRAPH, edited]
+    batched = replicas * len(candidates)
+    assert noise_groups(batched) == [0, 1, 0, 1]
+    priors = np.stack([g.structural_prior() for g in candidates for _ in replicas])
+    torch.manual_seed(0)
+    model = build_model(CausalGenSettings(hidden=[8], dropout=0.2), priors, GRAPH.exogenous_mask(),
+                        seeds=[r.seed for r in batched], groups=noise_groups(batched))
+    fit(model, batched, TrainSettings(epochs=3, batch_size=16, lr=1e-2))
+    errors = column_mse(model, [r.test for r in batched]).reshape(2, 2, 5)
+    np.testing.assert_array_equal(errors[0, :, :4], errors[1, :, :4])  # x2 (dropout on) and x3: bit-identical
+    assert np.all(errors[1, :, 4] > errors[0, :, 4] + 0.05)  # x4 lost its parent x1
 
 
 def test_ancestral_sampling_follows_the_graph_and_do_cuts_upstream():

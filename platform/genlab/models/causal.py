@@ -18,7 +18,10 @@ never share weights; stacking them only turns many tiny matmuls into a few batch
 Each network is initialised from its own seed `(replica seed, role, node)`: two models whose
 node j has the same parents start node j from the same weights and, trained on the same
 tables, see the same batches and dropout draws, so candidate graphs are compared with
-common random numbers. (The seed tuple is mixed by numpy's SeedSequence, not
+common random numbers. Inside one model the same holds for replicas in one noise group
+(`groups`: candidate graphs batched as replicas of one table share minibatches, dropout
+and latent noise), so node j's net trains identically in every candidate that gives it the
+same parents, and an error gap between candidates comes from their graphs alone. (The seed tuple is mixed by numpy's SeedSequence, not
 genlab.runtime.derive_seed: another mixing would change every trained number.)
 
 `BatchedMLP` and `NodeNets` are also the mechanisms and tabular coders of CCGM
@@ -94,17 +97,19 @@ class BatchedMLP(nn.Module):
     `masks` float [K, n_in]; `seeds` K tuples of ints. Net k is initialised like `nn.Linear`
     (uniform +-1/sqrt(fan_in); the first layer's fan_in = its unmasked inputs) from its own
     generator, so its weights depend only on its mask and seed tuple. Input dropout (rate
-    `dropout`, training mode only) applies to the nets with two or more unmasked inputs.
+    `dropout`, training mode only) applies to the nets with two or more unmasked inputs; with
+    `noise_rows` (K ints), nets with the same row draw the same dropout pattern.
     """
 
     def __init__(self, masks: np.ndarray, hidden: list[int], n_out: int, *, dropout: float,
-                 seeds: list[tuple[int, ...]]) -> None:
+                 seeds: list[tuple[int, ...]], noise_rows: list[int] | None = None) -> None:
         super().__init__()
         k_nets, n_in = masks.shape
         self.register_buffer("masks", torch.as_tensor(masks, dtype=torch.float32).unsqueeze(1))  # [K, 1, n_in]
         keep = 1.0 - dropout * torch.as_tensor(masks.sum(axis=1) >= 2, dtype=torch.float32)
         self.register_buffer("keep", keep.view(k_nets, 1, 1))  # [K, 1, 1] keep probability per net
         self.dropout = dropout
+        self.register_buffer("noise_rows", None if noise_rows is None else torch.as_tensor(noise_rows))
         sizes = [n_in, *hidden, n_out]
         weights = [torch.empty(k_nets, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
         biases = [torch.empty(k_nets, 1, b) for b in sizes[1:]]
@@ -122,12 +127,19 @@ class BatchedMLP(nn.Module):
         """Return outputs [K, B, n_out] for inputs x [K, B, n_in]."""
         h = x * self.masks
         if self.training and self.dropout > 0:
-            h = h * torch.bernoulli(self.keep.expand_as(h)) / self.keep
+            h = h * self._dropout_draws(h) / self.keep
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)
             if layer < len(self.weights) - 1:
                 h = smooth_leaky_relu(h)
         return h
+
+    def _dropout_draws(self, h: torch.Tensor) -> torch.Tensor:
+        """Return the keep pattern float {0, 1} [K, B, n_in] of one step (shared by nets of one noise row)."""
+        if self.noise_rows is None:
+            return torch.bernoulli(self.keep.expand_as(h))
+        uniform = torch.rand(int(self.noise_rows.max()) + 1, *h.shape[1:])[self.noise_rows]
+        return (uniform < self.keep).float()
 
 
 class NodeNets(nn.Module):
@@ -135,16 +147,19 @@ class NodeNets(nn.Module):
 
     `masks` float [n, m] (column = the inputs of one selected node), or [R, n, m] for one mask
     set per replica (many candidate graphs trained as one batch); `nodes` the m node indices
-    (the seed key of each net), `seeds` one seed per replica. Maps x [R, B, n] to [R, B, m].
+    (the seed key of each net), `seeds` one seed per replica, `groups` (optional) one noise
+    group per replica: node j's nets in replicas of one group share their dropout draws.
+    Maps x [R, B, n] to [R, B, m].
     """
 
     def __init__(self, masks: np.ndarray, nodes: list[int], hidden: list[int], *, dropout: float,
-                 seeds: list[int], role: int) -> None:
+                 seeds: list[int], role: int, groups: list[int] | None = None) -> None:
         super().__init__()
         self.num_nodes = len(nodes)
         per_replica = masks.transpose(0, 2, 1).reshape(-1, masks.shape[1]) if masks.ndim == 3 else \
             np.tile(masks.T, (len(seeds), 1))
-        self.nets = BatchedMLP(per_replica, hidden, 1, dropout=dropout,
+        noise_rows = None if groups is None else [g * len(nodes) + k for g in groups for k in range(len(nodes))]
+        self.nets = BatchedMLP(per_replica, hidden, 1, dropout=dropout, noise_rows=noise_rows,
                                seeds=[(seed, role, node) for seed in seeds for node in nodes])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,11 +176,11 @@ class CausalGen(nn.Module):
     """
 
     def __init__(self, prior: np.ndarray, exogenous: np.ndarray, hidden: list[int], *, dropout: float,
-                 seeds: list[int]) -> None:
+                 seeds: list[int], groups: list[int] | None = None) -> None:
         super().__init__()
         self.endogenous = [j for j in range(len(exogenous)) if not exogenous[j]]
         self.nets = NodeNets(prior[..., self.endogenous], self.endogenous, hidden, dropout=dropout, seeds=seeds,
-                             role=NODE_NETS)
+                             role=NODE_NETS, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return x_hat [R, B, n]: exogenous columns copied, endogenous ones predicted from parents."""
@@ -186,22 +201,30 @@ class CausalVariationalGen(nn.Module):
     """Causal Variational Gen: z_j ~ N(mu_j(x_j), sigma_j(x_j)^2), z_hat = CausalGen(z), x_hat_j = dec_j(z_hat_j)."""
 
     def __init__(self, prior: np.ndarray, exogenous: np.ndarray, settings: CausalVariationalGenSettings, *,
-                 seeds: list[int]) -> None:
+                 seeds: list[int], groups: list[int] | None = None) -> None:
         super().__init__()
         n = len(exogenous)
         own, nodes = np.eye(n, dtype=np.float32), list(range(n))
         hidden = settings.encoder_hidden
         self.mean_encoder = NodeNets(own, nodes, hidden, dropout=0.0, seeds=seeds, role=MEAN_ENCODER)
         self.logvar_encoder = NodeNets(own, nodes, hidden, dropout=0.0, seeds=seeds, role=LOGVAR_ENCODER)
-        self.causal = CausalGen(prior, exogenous, settings.hidden, dropout=settings.dropout, seeds=seeds)
+        self.causal = CausalGen(prior, exogenous, settings.hidden, dropout=settings.dropout, seeds=seeds,
+                                groups=groups)
         self.decoder = NodeNets(own, nodes, hidden[::-1], dropout=0.0, seeds=seeds, role=DECODER)
         self.beta_kl = settings.beta_kl
+        self.register_buffer("groups", None if groups is None else torch.as_tensor(groups))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (x_hat, mu, logvar), each [R, B, n]; z is sampled in training mode, z = mu otherwise."""
         mu, logvar = self.mean_encoder(x), self.logvar_encoder(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+        z = mu + torch.exp(0.5 * logvar) * self._latent_noise(mu) if self.training else mu
         return self.decoder(self.causal(z)), mu, logvar
+
+    def _latent_noise(self, mu: torch.Tensor) -> torch.Tensor:
+        """Return standard normal noise shaped like mu [R, B, n] (shared by the replicas of one noise group)."""
+        if self.groups is None:
+            return torch.randn_like(mu)
+        return torch.randn(int(self.groups.max()) + 1, *mu.shape[1:])[self.groups]
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Return the reconstruction x_hat [R, B, n] (standardised units)."""
@@ -272,17 +295,19 @@ def fully_connected_prior(num_variables: int, exogenous: np.ndarray) -> np.ndarr
 
 
 def build_model(settings: CausalGenSettings | CausalVariationalGenSettings | VAESettings, prior: np.ndarray,
-                exogenous: np.ndarray, *, seeds: list[int]) -> nn.Module:
+                exogenous: np.ndarray, *, seeds: list[int], groups: list[int] | None = None) -> nn.Module:
     """Return a fresh model with one replica per entry of `seeds`, over prior [n, n] (or one per replica,
     [R, n, n]; causal models only) and exogenous mask [n].
 
+    `groups` (causal models): one noise group per replica; replicas of one group (the same table
+    under different candidate graphs) share their dropout and latent noise. None: each its own.
     The fully connected predictor ignores `prior` (it uses `fully_connected_prior`); the VAE
     ignores both (it is not structured).
     """
     if settings.kind == "vae":
         return RowVAE(exogenous, settings, seeds=seeds)
     if settings.kind == "causal_variational_gen":
-        return CausalVariationalGen(prior, exogenous, settings, seeds=seeds)
+        return CausalVariationalGen(prior, exogenous, settings, seeds=seeds, groups=groups)
     if settings.kind == "fully_connected":
         prior = fully_connected_prior(len(exogenous), exogenous)
-    return CausalGen(prior, exogenous, settings.hidden, dropout=settings.dropout, seeds=seeds)
+    return CausalGen(prior, exogenous, settings.hidden, dropout=settings.dropout, seeds=seeds, groups=groups)

@@ -46,12 +46,23 @@ def save_intervention_grid(model: CCGM, image: torch.Tensor, values: dict[str, n
 
 def counterfactual_pixel_mse(model: CCGM, images: torch.Tensor, labels: np.ndarray, values: dict[str, np.ndarray],
                              image_size: int) -> dict[str, float]:
-    """Return {node: mean pixel MSE in [0, 1]^2 units} of counterfactuals vs re-rendered truth, over `values`."""
-    errors = {}
+    """Return the mean pixel MSE ([0, 1]^2 units) of counterfactuals vs the re-rendered true counterfactual.
+
+    Keys per swept node: `counterfactual_pixel_mse_<node>` (the model's do() counterfactual) and
+    `counterfactual_pixel_mse_unchanged_<node>` (the model's plain reconstruction against the same
+    truth: what a model whose interventions do nothing scores); `counterfactual_pixel_mse` and
+    `counterfactual_pixel_mse_unchanged` are their means over nodes.
+    """
+    reconstruction = counterfactual(model, images, {})[1]
+    errors: dict[str, float] = {}
     for node, sweep in values.items():
-        cells = []
+        cells, unchanged = [], []
         for value in sweep:
             truth = to_tensor(render_images(intervened_labels(labels, node, float(value)), image_size, 1), UNIT)
             cells.append(float(((counterfactual(model, images, {node: float(value)})[1] - truth) ** 2).mean()))
-        errors[node] = float(np.mean(cells))
+            unchanged.append(float(((reconstruction - truth) ** 2).mean()))
+        errors[f"counterfactual_pixel_mse_{node}"] = float(np.mean(cells))
+        errors[f"counterfactual_pixel_mse_unchanged_{node}"] = float(np.mean(unchanged))
+    for key in ("counterfactual_pixel_mse", "counterfactual_pixel_mse_unchanged"):
+        errors[key] = float(np.mean([errors[f"{key}_{node}"] for node in values]))
     return errors

@@ -114,9 +114,8 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, run: TrackedRun, a
         grid = save_intervention_grid(model, data.test_inputs[:1], values, artifacts / "intervention_grid.png")
         run.client.log_artifact(run.run_id, str(grid), "interventions")
         count = cfg.evaluation.counterfactual_images
-        errors = counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
-                                          cfg.data.pendulum.image_size)
-        results.update({f"counterfactual_pixel_mse_{node}": value for node, value in errors.items()})
+        results.update(counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
+                                                cfg.data.pendulum.image_size))
         results.update(concept_information(model, data.test_inputs, labels))
     run.log_metrics({key: value for key, value in results.items() if isinstance(value, (int, float))})
     return results

@@ -4,8 +4,10 @@ For each of `graphs` random DAGs (5-10 nodes, the mechanism families in turn) an
 SCM is drawn over the DAG and a table sampled from it. The candidates are the true graph, every
 single-edge removal and reversal, up to `max_adds` single-edge additions and `per_distance`
 random graphs at each of `distances`. Every candidate is trained (one Causal Gen replica per
-candidate x seed x split, all in one batched model) on two kinds of split of each of `splits`
-randomly chosen columns:
+candidate x seed x split, all in one batched model, with common random numbers: the candidates
+of one table share initial weights per node, minibatches and dropout, so a gap between two
+candidates comes from their graphs) on two kinds of split of every column (or of `splits`
+randomly chosen columns):
 
 - deliberate (`tail`): test = the top quarter of the column (out of distribution);
 - random: test = a random quarter of the rows (in distribution), the contrast.
@@ -59,8 +61,8 @@ class PowerSettings(StrictModel):
     max_nodes: int = Field(10, ge=3)
     edges_per_node: float = Field(1.2, gt=0)  # edges = round(this x nodes)
     families: list[Mechanism] = Field(default_factory=lambda: ["linear", "mlp", "mim"], min_length=1)
-    seeds: int = Field(6, ge=6)  # SCM draws and tables per graph: the paired test's sample (>= 6 can reject at 5%)
-    splits: int = Field(2, ge=1)  # split columns per graph (drawn at random; each gives a tail and a random split)
+    seeds: int = Field(20, ge=6)  # SCM draws and tables per graph: the paired test's sample (>= 6 can reject at 5%)
+    splits: int | None = Field(None, ge=1)  # split columns per graph, drawn at random; None = every column (spec 5.5)
     num_samples: int = Field(250, ge=20)  # rows per table (the papers' N = 250)
     snr_db: float | None = 5.0  # child noise (signal power reference)
     quantile: float = Field(0.75, gt=0.5, lt=1)  # tail split: test = rows above this quantile; random: same share
@@ -117,8 +119,9 @@ def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
     scm = SCMSettings(mechanism=truth.mechanisms[truth.nodes[0]], snr_db=settings.snr_db)
     seeds = [1000 * index + s for s in range(settings.seeds)]
     tables = {seed: scm_dataset(truth, scm, settings.num_samples, seed) for seed in seeds}
-    columns = sorted(np.random.default_rng([settings.seed, index, 2]).choice(
-        len(truth.nodes), size=min(settings.splits, len(truth.nodes)), replace=False).tolist())
+    columns = list(range(len(truth.nodes))) if settings.splits is None else sorted(
+        np.random.default_rng([settings.seed, index, 2]).choice(
+            len(truth.nodes), size=min(settings.splits, len(truth.nodes)), replace=False).tolist())
     distances = [structural_hamming_distance(truth, g) for g in candidates]
     result: dict[str, Any] = {"index": index, "name": truth.name, "nodes": len(truth.nodes), "edges": truth.num_edges,
                               "family": truth.mechanisms[truth.nodes[0]], "num_candidates": len(candidates),

@@ -56,6 +56,15 @@ def make_replicas(tables: dict[int, np.ndarray], columns: list[int], quantile: f
     return replicas
 
 
+def noise_groups(replicas: list[Replica]) -> list[int] | None:
+    """Return one noise group per replica, numbered by first appearance: replicas with the same (seed, column)
+    hold the same rows (candidate graphs batched on one table), so they share minibatches and noise.
+    None when no two replicas share a table (every replica draws its own)."""
+    keys = [(r.seed, r.column) for r in replicas]
+    number = {key: index for index, key in enumerate(dict.fromkeys(keys))}
+    return None if len(number) == len(keys) else [number[key] for key in keys]
+
+
 def _stack(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack tables of different lengths: (rows [R, N_max, n] zero-padded, valid mask [R, N_max])."""
     longest = max(len(a) for a in arrays)
@@ -72,11 +81,13 @@ def fit(model: nn.Module, replicas: list[Replica], settings: TrainSettings,
     """Train every replica of `model` on its train rows; return the mean loss per epoch, float [epochs, R].
 
     Each epoch visits every train row of every replica once in a random order (shorter tables
-    are topped up with extra random rows). Randomness comes from torch's global generator:
-    seed it first. `on_epoch(epoch, losses [R])` is called after each epoch.
+    are topped up with extra random rows); replicas of one noise group (`noise_groups`) share
+    the order. Randomness comes from torch's global generator: seed it first.
+    `on_epoch(epoch, losses [R])` is called after each epoch.
     """
     data, _ = _stack([r.train for r in replicas])
-    sizes = [len(r.train) for r in replicas]
+    groups = noise_groups(replicas) or list(range(len(replicas)))
+    sizes = [len(replicas[groups.index(g)].train) for g in range(max(groups) + 1)]  # rows per group's table
     steps = math.ceil(data.shape[1] / settings.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps)
@@ -84,7 +95,8 @@ def fit(model: nn.Module, replicas: list[Replica], settings: TrainSettings,
     history = np.zeros((settings.epochs, len(replicas)))
     model.train()
     for epoch in range(settings.epochs):
-        order = torch.stack([torch.cat([torch.randperm(n), torch.randperm(n)[:data.shape[1] - n]]) for n in sizes])
+        per_group = [torch.cat([torch.randperm(n), torch.randperm(n)[:data.shape[1] - n]]) for n in sizes]
+        order = torch.stack([per_group[g] for g in groups])
         for step in range(steps):
             batch = data[replica_index, order[:, step * settings.batch_size:(step + 1) * settings.batch_size]]
             losses = model.loss(batch)
@@ -119,7 +131,7 @@ def ood_errors(settings: CausalGenSettings | CausalVariationalGenSettings | VAES
     columns, standardised units^2. Seeded from the first replica's seed.
     """
     torch.manual_seed(replicas[0].seed)
-    model = build_model(settings, prior, exogenous, seeds=[r.seed for r in replicas])
+    model = build_model(settings, prior, exogenous, seeds=[r.seed for r in replicas], groups=noise_groups(replicas))
     fit(model, replicas, train if settings.lr is None else train.model_copy(update={"lr": settings.lr}), on_epoch)
     endogenous = ~exogenous
     return {"ood_mse": column_mse(model, [r.test for r in replicas])[:, endogenous].mean(axis=1),
