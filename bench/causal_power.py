@@ -14,8 +14,10 @@ quarter of the rows.
 Last line: one JSON object with `graphs`, `true_graph_first_rate_deliberate`,
 `true_graph_first_rate_random` (and `..._se_rule`, by family), `power_by_shd_<split>`
 (share of candidates at each SHD that the paired test rejects), `power_missing_or_reversed_<split>`,
-`power_extra_only_<split>`, `candidates_by_shd`, `seconds`. With `--out FILE` the per-graph
-results are written there as JSON too, and appended to FILE.jsonl as each graph finishes.
+`power_extra_only_<split>`, `candidates_by_shd`, `seconds`. With `--out DIR` each graph's result is
+appended to DIR/graphs.jsonl as it finishes (run again with the same DIR and settings to finish a
+study cut short), and the study is recorded: an MLflow run (rates, drawings of the true graphs and
+of the candidates that beat them) and DIR/summary.json, DIR/power.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 from pathlib import Path
 
 from genlab.causal.gen.power import PowerSettings, run_power_study
+from genlab.causal.gen.power_report import record_power_study
 from genlab.fileio import write_json_atomic
 
 
@@ -36,16 +39,30 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=defaults.splits, help="split columns per graph (default: all)")
     parser.add_argument("--processes", type=int, default=defaults.processes)
     parser.add_argument("--indices", type=int, nargs="+", default=None, help="study only these graphs")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="also write the full result here, and each graph's result to OUT.jsonl as it finishes")
+    parser.add_argument("--out", type=Path, default=None, help="folder: per-graph log, report, MLflow run")
     args = parser.parse_args()
-    log = args.out.with_suffix(".jsonl") if args.out else None
-    result = run_power_study(PowerSettings(graphs=args.graphs, seeds=args.seeds, splits=args.splits,
-                                            processes=args.processes), log,
-                             args.indices)
+    settings = PowerSettings(graphs=args.graphs, seeds=args.seeds, splits=args.splits, processes=args.processes)
+    log, done = None, []
     if args.out:
-        write_json_atomic(args.out, result)
+        log, done = args.out / "graphs.jsonl", resume(args.out, settings)
+    result = run_power_study(settings, log, args.indices, done)
+    if args.out:
+        record_power_study(settings, result, args.out)
     print(json.dumps({key: value for key, value in result.items() if key != "per_graph"}))
+
+
+def resume(out: Path, settings: PowerSettings) -> list[dict]:
+    """Return the graphs already in `out`/graphs.jsonl (after checking `out`/settings.json matches `settings`,
+    the study's settings without `processes`); start the folder if it is new. Exits on a mismatch."""
+    wanted = settings.model_dump(mode="json", exclude={"processes"})
+    saved = out / "settings.json"
+    if not saved.exists():
+        write_json_atomic(saved, wanted)
+        return []
+    if json.loads(saved.read_text()) != wanted:
+        raise SystemExit(f"error: {out} holds a study with other settings ({saved}); choose another --out")
+    log = out / "graphs.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
 
 
 if __name__ == "__main__":

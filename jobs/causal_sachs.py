@@ -3,7 +3,7 @@
 The Sachs et al. (2005) protein-signalling measurements and consensus graph ship with the
 `cdt` package (read from its installed files; see genlab.causal.sachs for the one cycle edge
 dropped). Every acyclic single-edge edit of the consensus DAG is scored by a batched Causal Gen on
-deliberate (tail) and random splits, six row draws; the consensus graph's rank is reported as
+deliberate (tail) and random splits, 20 row draws; the consensus graph's rank is reported as
 measured. In-process (one batched model per split kind, no Ray).
 
     python jobs/causal_sachs.py                           # conf/causal_sachs.yaml, about 5-10 min on 2 busy cores

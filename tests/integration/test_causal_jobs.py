@@ -95,3 +95,33 @@ def test_job_with_cyclic_graph_exits_2_with_one_line(tmp_path):
     proc = run_job(["jobs/causal_hypothesis.py", f"graph={cyclic}"], sqlite_store(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: graph file {cyclic}: the graph has a cycle a -> b -> c -> a"]
+
+
+def test_power_bench_records_its_study_in_mlflow_and_resumes(tmp_path):
+    """bench/causal_power.py --out: per-graph log, summary.json, power.md, an MLflow run with the rates and the
+    drawings; a second call with the same folder studies nothing again; other settings are refused."""
+    uri, out = sqlite_store(tmp_path), tmp_path / "power"
+    args = ["bench/causal_power.py", "--graphs", "2", "--seeds", "6", "--splits", "1", "--processes", "1",
+            "--out", str(out)]
+    first = run_job(args, uri, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    line = json.loads(first.stdout.strip().splitlines()[-1])
+    summary = json.loads((out / "summary.json").read_text())
+    assert line["graphs"] == 2 and len((out / "graphs.jsonl").read_text().splitlines()) == 2
+    assert "| g00-linear |" in (out / "power.md").read_text() and "| g01-mlp |" in (out / "power.md").read_text()
+    client = MlflowClient(uri)
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["genlab.dataset_hash"]
+    assert run.data.metrics["true_graph_first_rate_deliberate"] == line["true_graph_first_rate_deliberate"]
+    drawings = {a.path for a in client.list_artifacts(run.info.run_id, "graphs")}
+    assert {"graphs/g00-linear-truth.png", "graphs/g01-mlp-truth.png"} <= drawings
+    lost = [g for g in summary["per_graph"] if g["first_deliberate"] != "true"]
+    assert len(drawings) == 2 + len(lost)  # and the candidate that beat the truth, where one did
+
+    again = run_job(args, uri, timeout=600)
+    assert again.returncode == 0 and "power study:" not in again.stdout  # nothing studied twice
+    assert json.loads(again.stdout.strip().splitlines()[-1])["true_graph_first_rate_random"] == \
+        line["true_graph_first_rate_random"]
+    assert len((out / "graphs.jsonl").read_text().splitlines()) == 2
+    other = run_job([*args[:4], "7", *args[5:]], uri, timeout=600)
+    assert other.returncode != 0 and "other settings" in other.stderr

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -111,9 +112,18 @@ def score_candidates(candidates: list[CausalGraph], truth: CausalGraph, tables: 
             for c, g in enumerate(candidates)]
 
 
-def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
-    """Train every candidate of graph `index` on both split kinds; return the truth's rank and each test."""
-    torch.set_num_threads(1)
+@dataclass(frozen=True)
+class StudyGraph:
+    """Everything drawn for graph `index` of a study: the truth, its candidates, one table per seed, split columns."""
+
+    truth: CausalGraph
+    candidates: list[CausalGraph]
+    tables: dict[int, np.ndarray]
+    columns: list[int]
+
+
+def study_graph_setup(settings: PowerSettings, index: int) -> StudyGraph:
+    """Return graph `index`'s truth, candidates, tables (float64 [N, n] per seed) and split columns (all seeded)."""
     truth = study_graph_truth(settings, index)
     candidates = power_candidates(truth, settings, np.random.default_rng([settings.seed, index, 1]))
     scm = SCMSettings(mechanism=truth.mechanisms[truth.nodes[0]], snr_db=settings.snr_db)
@@ -122,6 +132,14 @@ def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
     columns = list(range(len(truth.nodes))) if settings.splits is None else sorted(
         np.random.default_rng([settings.seed, index, 2]).choice(
             len(truth.nodes), size=min(settings.splits, len(truth.nodes)), replace=False).tolist())
+    return StudyGraph(truth, candidates, tables, columns)
+
+
+def study_graph(settings: PowerSettings, index: int) -> dict[str, Any]:
+    """Train every candidate of graph `index` on both split kinds; return the truth's rank and each test."""
+    torch.set_num_threads(1)
+    setup = study_graph_setup(settings, index)
+    truth, candidates, tables, columns = setup.truth, setup.candidates, setup.tables, setup.columns
     distances = [structural_hamming_distance(truth, g) for g in candidates]
     result: dict[str, Any] = {"index": index, "name": truth.name, "nodes": len(truth.nodes), "edges": truth.num_edges,
                               "family": truth.mechanisms[truth.nodes[0]], "num_candidates": len(candidates),
@@ -166,28 +184,36 @@ def aggregate(graphs: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
     return summary
 
 
-def run_power_study(settings: PowerSettings, log: Path | None = None, indices: list[int] | None = None
-                    ) -> dict[str, Any]:
+def run_power_study(settings: PowerSettings, log: Path | None = None, indices: list[int] | None = None,
+                    done: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Study every graph (in `processes` worker processes); return the aggregate rates plus `per_graph` and `seconds`.
 
     With `log`, each graph's result is appended to that file as one JSON line as soon as it is done
-    (so a run cut short still leaves the graphs it finished; `aggregate` them). `indices` studies only
-    those graphs (default: all `graphs`), e.g. to split a study over machines.
+    (so a run cut short still leaves the graphs it finished). `done`: results of graphs already
+    studied with the same settings (read back from such a log); they are kept, not studied again.
+    `indices` studies only those graphs (default: all `graphs`), e.g. to split a study over machines.
     """
     start = time.time()
     indices = list(range(settings.graphs)) if indices is None else indices
+    kept = [g for g in done or [] if g["index"] in indices]
+    todo = [index for index in indices if index not in {g["index"] for g in kept}]
+    graphs = list(kept)
+
+    def finish(graph: dict[str, Any]) -> None:
+        graphs.append(graph)
+        if log is not None:
+            with log.open("a") as handle:
+                handle.write(json.dumps(graph) + "\n")
+        print_progress(f"power study: {len(graphs)}/{len(indices)} graphs: {graph['name']} true rank "
+                       f"{graph['true_rank_deliberate']} (deliberate), {graph['true_rank_random']} (random)")
+
     if settings.processes == 1:
-        graphs = [study_graph(settings, index) for index in indices]
-    else:
+        for index in todo:
+            finish(study_graph(settings, index))
+    elif todo:
         with ProcessPoolExecutor(settings.processes, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(study_graph, settings, index) for index in indices]
-            for done, future in enumerate(as_completed(futures), start=1):
-                graph = future.result()
-                if log is not None:
-                    with log.open("a") as handle:
-                        handle.write(json.dumps(graph) + "\n")
-                print_progress(f"power study: {done}/{len(indices)} graphs: {graph['name']} true rank "
-                               f"{graph['true_rank_deliberate']} (deliberate), {graph['true_rank_random']} (random)")
-            graphs = [future.result() for future in futures]
+            for future in as_completed([pool.submit(study_graph, settings, index) for index in todo]):
+                finish(future.result())
+    graphs.sort(key=lambda g: indices.index(g["index"]))
     return {**aggregate(graphs, settings.alpha), "seeds": settings.seeds, "alpha": settings.alpha,
             "seconds": round(time.time() - start, 1), "per_graph": graphs}
