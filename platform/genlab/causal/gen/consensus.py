@@ -13,8 +13,9 @@ than it (one-sided paired Wilcoxon over seeds at `alpha`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 from pydantic import Field
 
 from genlab.causal.candidates import apply_edits, single_edits
@@ -30,6 +31,7 @@ from genlab.causal.job import job_run, write_reports
 from genlab.causal.splits import SplitSettings, split_columns
 from genlab.config import StrictModel
 from genlab.models.causal import CausalGenSettings
+from genlab.runtime import print_progress
 
 COLUMNS = ["rank", "name", "ood_mse", "gap_to_consensus", "p_worse_than_consensus", "p_better_than_consensus", "shd",
            "missing", "extra"]
@@ -49,6 +51,14 @@ class SachsConfig(StrictModel):
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
+def epoch_progress(label: str, epochs: int, every: int = 5) -> Callable[[int, np.ndarray], None]:
+    """Return an on_epoch callback printing `label`, the epoch and the mean train loss every `every` epochs."""
+    def report(epoch: int, losses: np.ndarray) -> None:
+        if (epoch + 1) % every == 0 or epoch + 1 == epochs:
+            print_progress(f"{label}: epoch {epoch + 1}/{epochs}, mean train loss {losses.mean():.4f}")
+    return report
+
+
 def run_sachs_ranking(cfg: SachsConfig, out_dir: Path) -> dict[str, Any]:
     """Score the consensus graph and every single edit on both split kinds; return summary.json's content."""
     truth = resolve_graph(cfg.graph)
@@ -66,7 +76,7 @@ def run_sachs_ranking(cfg: SachsConfig, out_dir: Path) -> dict[str, Any]:
         tables_text = {}
         for name, kind in SPLIT_KINDS.items():
             results = score_candidates(candidates, truth, tables, columns, cfg.model, cfg.train, cfg.split.quantile,
-                                       kind)
+                                       kind, epoch_progress(f"{name} split", cfg.train.epochs))
             consensus = results[0].per_seed
             ordered = tested_rank_order(results, cfg.alpha)
             rows = [{"rank": rank, "name": r.name, "ood_mse": float(r.per_seed.mean()),

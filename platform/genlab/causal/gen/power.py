@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -99,13 +99,14 @@ def power_candidates(truth: CausalGraph, settings: PowerSettings, rng: np.random
 
 
 def score_candidates(candidates: list[CausalGraph], truth: CausalGraph, tables: dict[int, np.ndarray],
-                     columns: list[int], model: CausalGenSettings, train: TrainSettings, quantile: float, kind: str
-                     ) -> list[CandidateResult]:
+                     columns: list[int], model: CausalGenSettings, train: TrainSettings, quantile: float, kind: str,
+                     on_epoch: Callable[[int, np.ndarray], None] | None = None) -> list[CandidateResult]:
     """Train one Causal Gen replica per candidate x seed x split column (one batched model); return each
-    candidate's errors [seeds, splits] on the `kind` splits (tail or random), in candidate order."""
+    candidate's errors [seeds, splits] on the `kind` splits (tail or random), in candidate order.
+    `on_epoch(epoch, train losses [R])` is called after each epoch (progress)."""
     replicas = make_replicas(tables, columns, quantile, kind)
     priors = np.stack([g.structural_prior() for g in candidates for _ in replicas])
-    errors = ood_errors(model, train, priors, truth.exogenous_mask(), replicas * len(candidates))
+    errors = ood_errors(model, train, priors, truth.exogenous_mask(), replicas * len(candidates), on_epoch)
     shape = (len(candidates), len(tables), len(columns))
     ood, train = errors["ood_mse"].reshape(shape), errors["train_mse"].reshape(shape)
     return [CandidateResult(g.name, g, structural_hamming_distance(truth, g), ood[c], train[c])
