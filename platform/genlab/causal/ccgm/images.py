@@ -3,7 +3,8 @@
 The renderer is the ground truth: for do(node = c) on a test scene, the true image is the
 scene re-rendered with the node set to c and its descendants recomputed from the equations
 (spec 2.1, noise-free); a shadow node set directly keeps the angles. Counterfactual
-fidelity is the pixel MSE between CCGM's counterfactual and that image.
+fidelity is the pixel MSE between CCGM's counterfactual and that image, beside the model's
+unchanged reconstruction, and the alignment of the change the model makes with the true change.
 """
 
 from __future__ import annotations
@@ -44,25 +45,33 @@ def save_intervention_grid(model: CCGM, image: torch.Tensor, values: dict[str, n
     return save_image_grid(rows, titles, path)
 
 
-def counterfactual_pixel_mse(model: CCGM, images: torch.Tensor, labels: np.ndarray, values: dict[str, np.ndarray],
-                             image_size: int) -> dict[str, float]:
-    """Return the mean pixel MSE ([0, 1]^2 units) of counterfactuals vs the re-rendered true counterfactual.
+def counterfactual_image_scores(model: CCGM, images: torch.Tensor, labels: np.ndarray,
+                                values: dict[str, np.ndarray], image_size: int) -> dict[str, float]:
+    """Return how CCGM's do() counterfactuals of `images` compare with the re-rendered true counterfactuals.
 
-    Keys per swept node: `counterfactual_pixel_mse_<node>` (the model's do() counterfactual) and
-    `counterfactual_pixel_mse_unchanged_<node>` (the model's plain reconstruction against the same
-    truth: what a model whose interventions do nothing scores); `counterfactual_pixel_mse` and
-    `counterfactual_pixel_mse_unchanged` are their means over nodes.
+    Keys per swept node, each averaged over the node's `values`:
+    - `counterfactual_pixel_mse_<node>`: pixel MSE of the counterfactual vs the truth ([0, 1]^2 units);
+    - `counterfactual_pixel_mse_unchanged_<node>`: the same for the model's plain reconstruction (what a
+      model whose interventions do nothing scores);
+    - `counterfactual_alignment_<node>`: cosine, over all pixels, between the change the model makes
+      (counterfactual - reconstruction) and the true change (true counterfactual - true factual image),
+      in [-1, 1]: 0 for interventions that do nothing or change the wrong pixels, 1 for the true change.
+    The keys without a node are the means over nodes.
     """
     reconstruction = counterfactual(model, images, {})[1]
-    errors: dict[str, float] = {}
+    factual = to_tensor(render_images(labels, image_size, 1), UNIT)
+    scores: dict[str, list[float]] = {}
     for node, sweep in values.items():
-        cells, unchanged = [], []
         for value in sweep:
             truth = to_tensor(render_images(intervened_labels(labels, node, float(value)), image_size, 1), UNIT)
-            cells.append(float(((counterfactual(model, images, {node: float(value)})[1] - truth) ** 2).mean()))
-            unchanged.append(float(((reconstruction - truth) ** 2).mean()))
-        errors[f"counterfactual_pixel_mse_{node}"] = float(np.mean(cells))
-        errors[f"counterfactual_pixel_mse_unchanged_{node}"] = float(np.mean(unchanged))
-    for key in ("counterfactual_pixel_mse", "counterfactual_pixel_mse_unchanged"):
-        errors[key] = float(np.mean([errors[f"{key}_{node}"] for node in values]))
-    return errors
+            changed = counterfactual(model, images, {node: float(value)})[1]
+            cell = {"counterfactual_pixel_mse": float(((changed - truth) ** 2).mean()),
+                    "counterfactual_pixel_mse_unchanged": float(((reconstruction - truth) ** 2).mean()),
+                    "counterfactual_alignment": float(torch.nn.functional.cosine_similarity(
+                        (changed - reconstruction).flatten(), (truth - factual).flatten(), dim=0, eps=1e-12))}
+            for key, score in cell.items():
+                scores.setdefault(f"{key}_{node}", []).append(score)
+    out = {key: float(np.mean(cells)) for key, cells in scores.items()}
+    for key in ("counterfactual_pixel_mse", "counterfactual_pixel_mse_unchanged", "counterfactual_alignment"):
+        out[key] = float(np.mean([out[f"{key}_{node}"] for node in values]))
+    return out

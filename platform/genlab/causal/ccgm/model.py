@@ -150,7 +150,9 @@ class CCGM(nn.Module):
         if config.data == "tabular":
             self.coder = TabularCoder(n, settings.coder_hidden, config.seed)
         else:
-            self.coder = ImageCoder(n, k, config.image_size, settings.image_channels)
+            with torch.random.fork_rng(devices=[]):  # torch's default conv init draws from the global generator
+                torch.manual_seed(config.seed)
+                self.coder = ImageCoder(n, k, config.image_size, settings.image_channels)
         self.readout_weight = nn.Parameter(torch.full((n, k), 1.0 / k))
         self.readout_bias = nn.Parameter(torch.zeros(n))
         self.register_buffer("label_mean", torch.zeros(n))

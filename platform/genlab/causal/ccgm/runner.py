@@ -14,7 +14,7 @@ import torch
 from genlab.causal.ccgm.config import CCGMDebiasConfig, CCGMJobConfig
 from genlab.causal.ccgm.debias import BiasTask, bias_report
 from genlab.causal.ccgm.fit import fit_ccgm
-from genlab.causal.ccgm.images import counterfactual_pixel_mse, save_intervention_grid, sweep_values
+from genlab.causal.ccgm.images import counterfactual_image_scores, save_intervention_grid, sweep_values
 from genlab.causal.ccgm.metrics import (
     concept_information,
     counterfactual_fidelity,
@@ -114,8 +114,8 @@ def evaluate(cfg: CCGMJobConfig, data: CCGMData, model: CCGM, run: TrackedRun, a
         grid = save_intervention_grid(model, data.test_inputs[:1], values, artifacts / "intervention_grid.png")
         run.client.log_artifact(run.run_id, str(grid), "interventions")
         count = cfg.evaluation.counterfactual_images
-        results.update(counterfactual_pixel_mse(model, data.test_inputs[:count], labels[:count], values,
-                                                cfg.data.pendulum.image_size))
+        results.update(counterfactual_image_scores(model, data.test_inputs[:count], labels[:count], values,
+                                                   cfg.data.pendulum.image_size))
         results.update(concept_information(model, data.test_inputs, labels))
     run.log_metrics({key: value for key, value in results.items() if isinstance(value, (int, float))})
     return results
