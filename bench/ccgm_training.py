@@ -12,14 +12,18 @@ own noise (counterfactual_fidelity; `counterfactual_change` is what changing not
 Last line: one JSON object {schedule: {intervention_mean_abs_error: [per seed], counterfactual_error: [...],
 ...}, "seeds": [...]} and the paired comparison two_phase vs joint per error: in how many seeds two-phase
 is lower, the mean paired difference (two_phase - joint, standardised units) and the two-sided
-Wilcoxon signed-rank p-value over seeds.
+Wilcoxon signed-rank p-value over seeds. With `--out DIR` the result is also an MLflow run
+(experiment `ccgm-training`: each error per seed as a metric history, the means and the paired
+comparison as metrics, summary.json under report/) and DIR/summary.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,12 +34,14 @@ from genlab.causal.ccgm.fit import fit_ccgm
 from genlab.causal.ccgm.metrics import counterfactual_fidelity, intervention_fidelity, intervention_grid
 from genlab.causal.ccgm.model import CCGM, CCGMConfig, graph_spec
 from genlab.causal.ccgm.runner import load_data
+from genlab.causal.job import job_run, write_reports
 
 VARIANTS = {"two_phase": ("ccgm", "two_phase"), "joint": ("ccgm", "joint"), "causalvae": ("causalvae", "joint")}
 
 
-def measure(variant: str, seed: int, num_samples: int) -> dict[str, float]:
-    """Train one variant on seed `seed`'s data; return its do() and counterfactual errors (standardised units)."""
+def measure(variant: str, seed: int, num_samples: int) -> tuple[dict[str, float], str]:
+    """Train one variant on seed `seed`'s data; return its do() and counterfactual errors (standardised units)
+    and the data's hash."""
     layer, schedule = VARIANTS[variant]
     cfg = CCGMDebiasConfig(seed=seed)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"causal_layer": layer}),
@@ -48,27 +54,48 @@ def measure(variant: str, seed: int, num_samples: int) -> dict[str, float]:
     fidelity = intervention_fidelity(model, data.scm, grid, train_rows=len(raw), scale=raw.std(axis=0),
                                      num_samples=num_samples, seed=seed)
     return {"intervention_mean_abs_error": fidelity["mean_abs_error"], "intervention_tolerance": fidelity["tolerance"],
-            **counterfactual_fidelity(model, data.scm, grid, num_rows=1000, seed=seed)}
+            **counterfactual_fidelity(model, data.scm, grid, num_rows=1000, seed=seed)}, data.data_hash
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--num-samples", type=int, default=5000, help="generated and true draws per do() cell")
+    parser.add_argument("--out", type=Path, default=None, help="also record the result: MLflow run + DIR/summary.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.time()
     results: dict[str, dict[str, list[float]]] = {}
+    hashes: dict[int, str] = {}
     for variant in VARIANTS:
         for seed in args.seeds:
-            scores = measure(variant, seed, args.num_samples)
+            scores, hashes[seed] = measure(variant, seed, args.num_samples)
             print(f"[bench] {variant} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
             for key, value in scores.items():
                 results.setdefault(variant, {}).setdefault(key, []).append(value)
     comparison = {error: paired_comparison(np.array(results["two_phase"][error]), np.array(results["joint"][error]))
                   for error in ("intervention_mean_abs_error", "counterfactual_error")}
-    print(json.dumps({**results, "seeds": args.seeds, "two_phase_vs_joint": comparison,
-                      "seconds": round(time.time() - start, 1)}))
+    summary = {**results, "seeds": args.seeds, "two_phase_vs_joint": comparison, "seconds": round(time.time() - start, 1)}
+    if args.out:
+        record(summary, args, hashlib.sha256("".join(hashes[seed] for seed in args.seeds).encode()).hexdigest())
+    print(json.dumps(summary))
+
+
+def record(summary: dict, args: argparse.Namespace, dataset_hash: str) -> None:
+    """Log the comparison to MLflow (per-seed errors as metric histories, means, paired tests) and write
+    args.out/summary.json."""
+    config = {"seeds": args.seeds, "num_samples": args.num_samples, "variants": VARIANTS, "data": CCGMDebiasConfig()}
+    with job_run("ccgm-training", "two-phase-vs-joint", config=config, seed=args.seeds[0],
+                 dataset_hash=dataset_hash) as run:
+        for variant in VARIANTS:
+            for key, values in summary[variant].items():
+                for step, value in enumerate(values):
+                    run.log_metrics({f"{variant}_{key}": value}, step=step)
+                run.log_metrics({f"{variant}_{key}_mean": float(np.mean(values))})
+        run.log_metrics({f"two_phase_vs_joint_{error}_{key}": float(value)
+                         for error, stats in summary["two_phase_vs_joint"].items()
+                         for key, value in stats.items() if value is not None})
+        write_reports(run, args.out, {**summary, "mlflow_run_id": run.run_id})
 
 
 def paired_comparison(two_phase: np.ndarray, joint: np.ndarray) -> dict[str, float | int | None]:
