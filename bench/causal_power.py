@@ -37,11 +37,14 @@ def main() -> None:
     parser.add_argument("--graphs", type=int, default=defaults.graphs)
     parser.add_argument("--seeds", type=int, default=defaults.seeds)
     parser.add_argument("--splits", type=int, default=defaults.splits, help="split columns per graph (default: all)")
+    parser.add_argument("--seed-draws", choices=["scm_and_table", "table"], default=defaults.seed_draws,
+                        help="per seed: a new SCM and table (the papers' protocol) or one SCM per graph, new rows")
     parser.add_argument("--processes", type=int, default=defaults.processes)
     parser.add_argument("--indices", type=int, nargs="+", default=None, help="study only these graphs")
     parser.add_argument("--out", type=Path, default=None, help="folder: per-graph log, report, MLflow run")
     args = parser.parse_args()
-    settings = PowerSettings(graphs=args.graphs, seeds=args.seeds, splits=args.splits, processes=args.processes)
+    settings = PowerSettings(graphs=args.graphs, seeds=args.seeds, splits=args.splits, seed_draws=args.seed_draws,
+                             processes=args.processes)
     log, done = None, []
     if args.out:
         log, done = args.out / "graphs.jsonl", resume(args.out, settings)

@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from genlab.causal.gen.ranking import CandidateResult, rank_order, tested_rank_o
 from genlab.causal.gen.train import TrainSettings, make_replicas, ood_errors
 from genlab.causal.graph import CausalGraph, Mechanism
 from genlab.causal.random_graphs import random_dag
-from genlab.causal.scm import SCMSettings, scm_dataset
+from genlab.causal.scm import SCMSettings, build_scm, scm_dataset
 from genlab.config import StrictModel
 from genlab.models.causal import CausalGenSettings
 from genlab.runtime import print_progress
@@ -63,6 +63,7 @@ class PowerSettings(StrictModel):
     edges_per_node: float = Field(1.2, gt=0)  # edges = round(this x nodes)
     families: list[Mechanism] = Field(default_factory=lambda: ["linear", "mlp", "mim"], min_length=1)
     seeds: int = Field(20, ge=6)  # SCM draws and tables per graph: the paired test's sample (>= 6 can reject at 5%)
+    seed_draws: Literal["scm_and_table", "table"] = "scm_and_table"  # per seed: a new SCM and table, or only a table
     splits: int | None = Field(None, ge=1)  # split columns per graph, drawn at random; None = every column (spec 5.5)
     num_samples: int = Field(250, ge=20)  # rows per table (the papers' N = 250)
     snr_db: float | None = 5.0  # child noise (signal power reference)
@@ -129,7 +130,11 @@ def study_graph_setup(settings: PowerSettings, index: int) -> StudyGraph:
     candidates = power_candidates(truth, settings, np.random.default_rng([settings.seed, index, 1]))
     scm = SCMSettings(mechanism=truth.mechanisms[truth.nodes[0]], snr_db=settings.snr_db)
     seeds = [1000 * index + s for s in range(settings.seeds)]
-    tables = {seed: scm_dataset(truth, scm, settings.num_samples, seed) for seed in seeds}
+    if settings.seed_draws == "scm_and_table":
+        tables = {seed: scm_dataset(truth, scm, settings.num_samples, seed) for seed in seeds}
+    else:  # one SCM per graph (the first seed's), fresh rows per seed
+        fixed = build_scm(truth, scm, seeds[0])
+        tables = {seed: fixed.sample(settings.num_samples, np.random.default_rng([seed, 2])) for seed in seeds}
     columns = list(range(len(truth.nodes))) if settings.splits is None else sorted(
         np.random.default_rng([settings.seed, index, 2]).choice(
             len(truth.nodes), size=min(settings.splits, len(truth.nodes)), replace=False).tolist())
