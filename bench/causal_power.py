@@ -65,7 +65,17 @@ def resume(out: Path, settings: PowerSettings) -> list[dict]:
     if json.loads(saved.read_text()) != wanted:
         raise SystemExit(f"error: {out} holds a study with other settings ({saved}); choose another --out")
     log = out / "graphs.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    lines = [line for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    graphs = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            graphs.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise SystemExit(f"error: {log} line {number} is not JSON; choose another --out")
+            print(f"[genlab] {log}: dropping a last line cut short; that graph is studied again", flush=True)
+            log.write_text("".join(json.dumps(g) + "\n" for g in graphs))
+    return graphs
 
 
 if __name__ == "__main__":
