@@ -28,7 +28,7 @@ from pathlib import Path
 
 from genlab.causal.gen.power import PowerSettings, run_power_study
 from genlab.causal.gen.power_report import record_power_study
-from genlab.fileio import write_json_atomic
+from genlab.fileio import write_json_atomic, write_text_atomic
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def resume(out: Path, settings: PowerSettings) -> list[dict]:
             if number < len(lines):
                 raise SystemExit(f"error: {log} line {number} is not JSON; choose another --out")
             print(f"[genlab] {log}: dropping a last line cut short; that graph is studied again", flush=True)
-            log.write_text("".join(json.dumps(g) + "\n" for g in graphs))
+            write_text_atomic(log, "".join(json.dumps(g) + "\n" for g in graphs))
     return graphs
 
 
