@@ -99,7 +99,8 @@ def test_job_with_cyclic_graph_exits_2_with_one_line(tmp_path):
 
 def test_power_bench_records_its_study_in_mlflow_and_resumes(tmp_path):
     """bench/causal_power.py --out: per-graph log, summary.json, power.md, an MLflow run with the rates and the
-    drawings; a second call with the same folder studies nothing again; other settings are refused."""
+    drawings; a second call with the same folder studies nothing again (a last log line cut short is dropped);
+    other settings are refused."""
     uri, out = sqlite_store(tmp_path), tmp_path / "power"
     args = ["bench/causal_power.py", "--graphs", "2", "--seeds", "6", "--splits", "1", "--processes", "1",
             "--out", str(out)]
@@ -118,8 +119,11 @@ def test_power_bench_records_its_study_in_mlflow_and_resumes(tmp_path):
     lost = [g for g in summary["per_graph"] if g["first_deliberate"] != "true"]
     assert len(drawings) == 2 + len(lost)  # and the candidate that beat the truth, where one did
 
+    with (out / "graphs.jsonl").open("a") as log:
+        log.write('{"index": 1, "name": "g01-m')  # a write cut short by a kill
     again = run_job(args, uri, timeout=600)
     assert again.returncode == 0 and "power study:" not in again.stdout  # nothing studied twice
+    assert "dropping a last line cut short" in again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1])["true_graph_first_rate_random"] == \
         line["true_graph_first_rate_random"]
     assert len((out / "graphs.jsonl").read_text().splitlines()) == 2
