@@ -82,19 +82,13 @@ def main() -> None:
 
 
 def record(summary: dict, args: argparse.Namespace, dataset_hash: str) -> None:
-    """Log the comparison to MLflow (per-seed errors as metric histories, means, paired tests) and write
-    args.out/summary.json."""
+    """Log the comparison to MLflow (per-seed errors as metric histories, steps 1..n; means; paired tests) and
+    write args.out/summary.json."""
     config = {"seeds": args.seeds, "num_samples": args.num_samples, "variants": VARIANTS, "data": CCGMDebiasConfig()}
     with job_run("ccgm-training", "two-phase-vs-joint", config=config, seed=args.seeds[0],
                  dataset_hash=dataset_hash) as run:
-        for variant in VARIANTS:
-            for key, values in summary[variant].items():
-                for step, value in enumerate(values):
-                    run.log_metrics({f"{variant}_{key}": value}, step=step)
-                run.log_metrics({f"{variant}_{key}_mean": float(np.mean(values))})
-        run.log_metrics({f"two_phase_vs_joint_{error}_{key}": float(value)
-                         for error, stats in summary["two_phase_vs_joint"].items()
-                         for key, value in stats.items() if value is not None})
+        means = {variant: {key: float(np.mean(values)) for key, values in summary[variant].items()} for variant in VARIANTS}
+        run.log_metric_tree({**{k: v for k, v in summary.items() if k != "seeds"}, "mean": means})
         write_reports(run, args.out, {**summary, "mlflow_run_id": run.run_id})
 
 

@@ -123,11 +123,30 @@ def start_child_run(client: MlflowClient, *, experiment: str, parent_run_id: str
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
-    """Log `metrics` (name -> finite or non-finite float) at `step` in batches of 1000 (MLflow's per-request cap)."""
+    """Log `metrics` (name -> finite or non-finite float) at `step`."""
+    log_metric_batch(client, run_id, [(key, value, step) for key, value in metrics.items()])
+
+
+def log_metric_batch(client: MlflowClient, run_id: str, items: list[tuple[str, float, int]]) -> None:
+    """Log (name, value, step) triples in batches of 1000 (MLflow's per-request cap)."""
     now = int(time.time() * 1000)
-    items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-    for start in range(0, len(items), 1000):
-        client.log_batch(run_id, metrics=items[start:start + 1000])
+    metrics = [Metric(key, float(value), now, step) for key, value, step in items]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start:start + 1000])
+
+
+def numeric_metrics(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, float, int]]:
+    """Return every number in a nested dict as (dotted key, value, step 0); a list of numbers becomes steps 1..n."""
+    out: list[tuple[str, float, int]] = []
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.extend(numeric_metrics(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            out.extend((name, float(v), step) for step, v in enumerate(value, start=1))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((name, float(value), 0))
+    return out
 
 
 def run_exists(client: MlflowClient, run_id: str) -> bool:
@@ -165,6 +184,10 @@ class TrackedRun:
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         """Log `metrics` at `step`."""
         log_metrics(self.client, self.run_id, metrics, step)
+
+    def log_metric_tree(self, tree: dict[str, Any]) -> None:
+        """Log every number of a nested dict (`numeric_metrics`: dotted names, a list of numbers as steps 1..n)."""
+        log_metric_batch(self.client, self.run_id, numeric_metrics(tree))
 
 
 @contextmanager

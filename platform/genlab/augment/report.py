@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -41,15 +40,3 @@ def save_transfer_heatmap(matrix: list[list[float]], rows: list[str], columns: l
     return path
 
 
-def numeric_metrics(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, float, int]]:
-    """Return every number in a nested dict as (dotted key, value, step 0); a list of numbers becomes steps 1..n."""
-    out: list[tuple[str, float, int]] = []
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.extend(numeric_metrics(value, f"{name}."))
-        elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-            out.extend((name, float(v), step) for step, v in enumerate(value, start=1))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out.append((name, float(value), 0))
-    return out

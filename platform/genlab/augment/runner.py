@@ -10,18 +10,15 @@ An output directory that already holds a `summary.json` is refused: results are 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from genlab.augment.config import LatentAugmentConfig
 from genlab.augment.data import load_images
 from genlab.augment.experiment import SUMMARY_KEYS, ExperimentResult, pair_tag, run_experiment
-from genlab.augment.report import numeric_metrics
 from genlab.augment.sweep import base_config, plan_trials, run_trials, trial_config
 from genlab.data import ImageSet
 from genlab.errors import GenlabError
@@ -31,14 +28,14 @@ from genlab.tracking import (
     TRIAL_TAG,
     NestedRunCallback,
     TrackedRun,
+    log_metric_batch,
+    numeric_metrics,
     params_for,
     standard_tags,
     tracked_run,
     tracking_uri,
     ui_command,
 )
-
-MLFLOW_BATCH = 1000
 
 
 class ResultsExistError(GenlabError):
@@ -105,11 +102,8 @@ def run_latent_augment(cfg: LatentAugmentConfig, out_dir: Path) -> dict[str, Any
 
 def log_result(client: MlflowClient, run_id: str, result: ExperimentResult, artifacts: Path) -> None:
     """Log per-epoch losses, every final number of the summary and the artifact folder to one MLflow run."""
-    now = int(time.time() * 1000)
     final = numeric_metrics({key: value for key, value in result.summary.items() if key != "dataset"})
-    metrics = [Metric(key, value, now, step) for key, value, step in [*map(tuple, result.history), *final]]
-    for start in range(0, len(metrics), MLFLOW_BATCH):
-        client.log_batch(run_id, metrics=metrics[start:start + MLFLOW_BATCH])
+    log_metric_batch(client, run_id, [*map(tuple, result.history), *final])
     client.log_artifacts(run_id, str(artifacts))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.causal.drawing import draw_graph
-from genlab.causal.gen.power import PowerSettings, study_graph_setup
+from genlab.causal.gen.power import PowerSettings, StudyGraph, study_graph_setup
 from genlab.causal.gen.report import markdown_table
 from genlab.causal.gen.tables import tables_hash
 from genlab.causal.job import job_run, write_reports
@@ -22,35 +22,24 @@ COLUMNS = ["name", "nodes", "edges", "num_candidates", "true_rank_deliberate", "
            "true_rank_random", "first_random"]
 
 
-def study_hash(settings: PowerSettings, indices: list[int]) -> str:
-    """Return the sha256 hex digest of the tables of graphs `indices` (in order)."""
+def study_hash(setups: list[StudyGraph]) -> str:
+    """Return the sha256 hex digest of the graphs' tables (in order)."""
     digest = hashlib.sha256()
-    for index in indices:
-        digest.update(tables_hash(study_graph_setup(settings, index).tables).encode())
+    for setup in setups:
+        digest.update(tables_hash(setup.tables).encode())
     return digest.hexdigest()
-
-
-def _metrics(result: dict[str, Any]) -> dict[str, float]:
-    """Return the study's numeric rates flattened to MLflow metric names (None values left out)."""
-    metrics: dict[str, float] = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            metrics.update({f"{key}_{inner}": float(v) for inner, v in value.items() if isinstance(v, (int, float))})
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics[key] = float(value)
-    return metrics
 
 
 def record_power_study(settings: PowerSettings, result: dict[str, Any], out_dir: Path) -> Path:
     """Log the study `result` (run_power_study's) to MLflow with its drawings and write summary.json and
     power.md to `out_dir`; return summary.json's path."""
     graphs = sorted(result["per_graph"], key=lambda g: g["index"])
+    setups = [study_graph_setup(settings, graph["index"]) for graph in graphs]
     out_dir = Path(out_dir)
     with job_run("causal-power", "power-study", config=settings, seed=settings.seed,
-                 dataset_hash=study_hash(settings, [g["index"] for g in graphs])) as run:
-        run.log_metrics(_metrics({k: v for k, v in result.items() if k != "per_graph"}))
-        for graph in graphs:
-            setup = study_graph_setup(settings, graph["index"])
+                 dataset_hash=study_hash(setups)) as run:
+        run.log_metric_tree({k: v for k, v in result.items() if k != "per_graph"})
+        for graph, setup in zip(graphs, setups):
             ranks = f"true rank {graph['true_rank_deliberate']} deliberate, {graph['true_rank_random']} random"
             drawn = [(setup.truth, f"{graph['name']}: {ranks}", "truth")]
             if graph["first_deliberate"] != "true":

@@ -87,7 +87,7 @@ def fit(model: nn.Module, replicas: list[Replica], settings: TrainSettings,
     """
     data, _ = _stack([r.train for r in replicas])
     groups = noise_groups(replicas) or list(range(len(replicas)))
-    sizes = [len(replicas[groups.index(g)].train) for g in range(max(groups) + 1)]  # rows per group's table
+    sizes = dict(zip(groups, (len(r.train) for r in replicas)))  # rows of each group's table, groups in order 0..G-1
     steps = math.ceil(data.shape[1] / settings.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps)
@@ -95,7 +95,7 @@ def fit(model: nn.Module, replicas: list[Replica], settings: TrainSettings,
     history = np.zeros((settings.epochs, len(replicas)))
     model.train()
     for epoch in range(settings.epochs):
-        per_group = [torch.cat([torch.randperm(n), torch.randperm(n)[:data.shape[1] - n]]) for n in sizes]
+        per_group = [torch.cat([torch.randperm(n), torch.randperm(n)[:data.shape[1] - n]]) for n in sizes.values()]
         order = torch.stack([per_group[g] for g in groups])
         for step in range(steps):
             batch = data[replica_index, order[:, step * settings.batch_size:(step + 1) * settings.batch_size]]
