@@ -9,8 +9,10 @@ Narcissus-poisoned sets, and score them against the undefended classifier. Narci
 with its trigger x1 (the papers' number; x3 printed beside it).
 
 Prints ONE JSON line: per seed, for blend and narcissus and per step count T, success before / after
-and the accuracy loss (points); `all_seeds_halve` (at the first T: every seed halves both attacks'
-success with at most 3 points of accuracy lost) and `all_seeds_halve_by_T`.
+and the accuracy loss (points); per seed, `why` (genlab.purify.diagnostics, also logged as `trigger.*`
+metrics of the seed's MLflow run): the share of each trigger Psi_T leaves along its own direction and
+the EBM's energy gap of triggered over clean images; `all_seeds_halve` (at the first T: every seed
+halves both attacks' success with at most 3 points of accuracy lost) and `all_seeds_halve_by_T`.
 
     python bench/ebm_recipe.py [--seeds 0 1 2] [--steps 150 200] [--work .genlab/bench_ebm_recipe] [key=value EBM overrides]
 """
@@ -25,21 +27,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from mlflow.tracking import MlflowClient
 
 from genlab.config import load_config
 from genlab.data import load_dataset
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
 from genlab.data.splits import split_pool
+from genlab.purify.diagnostics import energy_gap_sd, trigger_kept
 from genlab.purify.ebm import EbmPurifier, EbmSettings
+from genlab.purify.puregen import EnergyModelSettings, EnergyScorer
 from genlab.sweep.config import SweepConfig
 from genlab.sweep.provisioning import EbmJobConfig
 from genlab.sweep.training_sets import poison_for
+from genlab.tracking import log_metric_batch, numeric_metrics, run_exists, tracking_uri
 from genlab.train.classifier import train_classifier
 from genlab.train.ebm import train_ebm
 from genlab.train.evaluation import natural_accuracy, poison_success_rate
 
 ATTACKS = ("blend", "narcissus")
+PROBE_IMAGES = 200  # non-target test images the trigger diagnostics are measured on
 
 
 def outcome(cfg: SweepConfig, images: np.ndarray, labels: np.ndarray, test: ImageSet,
@@ -102,12 +109,34 @@ def main() -> None:
                 images[poison.base_indices] = purified[name][t]
                 after = outcome(sweep, images, poisoned(train, poison).labels, test, poison)
                 per_attack[name][t] = _scores(before[name], after)
-        result["seeds"][seed] = per_attack
-        print(f"[bench] seed {seed}: {json.dumps(per_attack)}", flush=True)
-    halves = {t: all(_halves(per[name][t]) for per in result["seeds"].values() for name in per) for t in steps}
+        diagnostics = why(purifier, trained.model_dir, test, poisons, target)
+        client = MlflowClient(tracking_uri())
+        if run_exists(client, trained.run_id):
+            log_metric_batch(client, trained.run_id, numeric_metrics({"trigger": diagnostics}))
+        else:
+            print(f"[bench] the EBM's MLflow run {trained.run_id} is not in {tracking_uri()}: trigger diagnostics "
+                  f"only printed", flush=True)
+        result["seeds"][seed] = {**per_attack, "why": diagnostics}
+        print(f"[bench] seed {seed}: {json.dumps(result['seeds'][seed])}", flush=True)
+    halves = {t: all(_halves(per[name][t]) for per in result["seeds"].values() for name in poisons) for t in steps}
     result["all_seeds_halve"] = halves[steps[0]]
     result["all_seeds_halve_by_T"] = halves
     print(json.dumps(result))
+
+
+def why(purifier: EbmPurifier, model_dir: Path, test: ImageSet, poisons: dict[str, PoisonSet],
+        target: int) -> dict[str, dict[str, Any]]:
+    """Return, per attack, what the EBM makes of its trigger (x1) on up to PROBE_IMAGES non-target test images:
+    `trigger_kept` {T: share of the trigger left along its direction after Psi_T, 1 = intact} and `energy_gap_sd`
+    (mean energy rise of the triggered images, in clean-energy standard deviations)."""
+    probe = test.images[test.labels != target][:PROBE_IMAGES]
+    scorer = EnergyScorer(EnergyModelSettings(checkpoint=str(model_dir), device="cpu"))
+    out = {}
+    for name, poison in poisons.items():
+        triggered = poison.trigger.apply(probe, 1.0)
+        out[name] = {"trigger_kept": {t: round(v, 3) for t, v in trigger_kept(purifier, probe, triggered).items()},
+                     "energy_gap_sd": round(energy_gap_sd(scorer, probe, triggered), 2)}
+    return out
 
 
 def _scores(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

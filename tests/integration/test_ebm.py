@@ -20,7 +20,10 @@ import torch
 from genlab.checkpoints import load_checkpoint
 from genlab.config import load_config
 from genlab.data.convert import to_tensor
+from genlab.purify.baselines import IdentityPurifier
+from genlab.purify.diagnostics import energy_gap_sd, trigger_kept
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
+from genlab.purify.puregen import EnergyModelSettings, EnergyScorer
 from genlab.samplers.langevin import LangevinSampler
 from genlab.sweep.provisioning import EbmJobConfig
 from tests.energy_nets import EPS, zero_energy_net
@@ -114,3 +117,18 @@ def test_bf16_purification_removes_the_blend_trigger_as_fp32_does_within_seed_no
     assert fp32[:, 0].max() < 0.5  # Psi_150 removes most of the trigger
     seed_noise = fp32.max(axis=0) - fp32.min(axis=0)
     assert (np.abs(bf16 - fp32[0]) <= seed_noise).all()  # bf16 differs from fp32 less than seeds differ
+
+
+def test_trigger_diagnostics_see_the_ebm_remove_blend_and_identity_keep_it(trained_ebm, digits, blend_poisoned):
+    probe = digits[1].images[:100]
+    triggered = blend_poisoned.poison.trigger.apply(probe, 1.0)
+    checkpoint = str(trained_ebm.out_dir / "model")
+    purifier = EbmPurifier(EbmSettings(checkpoint=checkpoint, langevin_steps=[10, EBM_PURIFY_T], device="cpu"), seed=0)
+    kept = trigger_kept(purifier, probe, triggered)
+    scorer = EnergyScorer(EnergyModelSettings(checkpoint=checkpoint, device="cpu"))
+    gap = energy_gap_sd(scorer, probe, triggered)
+    print(f"blend trigger kept by Psi_T: {kept}; energy gap {gap:.1f} sd")
+    assert trigger_kept(IdentityPurifier(), probe, triggered) == {0: 1.0}
+    assert kept[EBM_PURIFY_T] < 0.5 < kept[10]  # the chain removes the trigger as it runs, not in its first steps
+    assert gap > 3  # the EBM's energy sees the blended images as off the data ...
+    assert energy_gap_sd(scorer, probe, probe) == 0  # ... and nothing where there is no trigger
