@@ -10,9 +10,10 @@ with its trigger x1 (the papers' number; x3 printed beside it).
 
 Prints ONE JSON line: per seed, for blend and narcissus and per step count T, success before / after
 and the accuracy loss (points); per seed, `why` (genlab.purify.diagnostics, also logged as `trigger.*`
-metrics of the seed's MLflow run): the share of each trigger Psi_T leaves along its own direction and
-the EBM's energy gap of triggered over clean images; `all_seeds_halve` (at the first T: every seed
-halves both attacks' success with at most 3 points of accuracy lost) and `all_seeds_halve_by_T`.
+metrics of the seed's MLflow run): the share of each trigger Psi_T leaves along its own direction, the
+EBM's energy gap of triggered over clean images and the share of the trigger one drift step takes
+back; `all_seeds_halve` (at the first T: every seed halves both attacks' success with at most 3
+points of accuracy lost) and `all_seeds_halve_by_T`.
 
     python bench/ebm_recipe.py [--seeds 0 1 2] [--steps 150 200] [--work .genlab/bench_ebm_recipe] [key=value EBM overrides]
 """
@@ -34,7 +35,7 @@ from genlab.data import load_dataset
 from genlab.data.imageset import ImageSet
 from genlab.data.poisonset import PoisonSet
 from genlab.data.splits import split_pool
-from genlab.purify.diagnostics import energy_gap_sd, trigger_kept
+from genlab.purify.diagnostics import drift_along_trigger, energy_gap_sd, trigger_kept
 from genlab.purify.ebm import EbmPurifier, EbmSettings
 from genlab.purify.puregen import EnergyModelSettings, EnergyScorer
 from genlab.sweep.config import SweepConfig
@@ -127,15 +128,17 @@ def main() -> None:
 def why(purifier: EbmPurifier, model_dir: Path, test: ImageSet, poisons: dict[str, PoisonSet],
         target: int) -> dict[str, dict[str, Any]]:
     """Return, per attack, what the EBM makes of its trigger (x1) on up to PROBE_IMAGES non-target test images:
-    `trigger_kept` {T: share of the trigger left along its direction after Psi_T, 1 = intact} and `energy_gap_sd`
-    (mean energy rise of the triggered images, in clean-energy standard deviations)."""
+    `trigger_kept` {T: share of the trigger left along its direction after Psi_T, 1 = intact}, `energy_gap_sd`
+    (mean energy rise of the triggered images, in clean-energy standard deviations) and `drift_per_step` (share of
+    the trigger one Langevin drift step takes back at the triggered images)."""
     probe = test.images[test.labels != target][:PROBE_IMAGES]
     scorer = EnergyScorer(EnergyModelSettings(checkpoint=str(model_dir), device="cpu"))
     out = {}
     for name, poison in poisons.items():
         triggered = poison.trigger.apply(probe, 1.0)
         out[name] = {"trigger_kept": {t: round(v, 3) for t, v in trigger_kept(purifier, probe, triggered).items()},
-                     "energy_gap_sd": round(energy_gap_sd(scorer, probe, triggered), 2)}
+                     "energy_gap_sd": round(energy_gap_sd(scorer, probe, triggered), 2),
+                     "drift_per_step": round(drift_along_trigger(purifier.sampler, probe, triggered), 4)}
     return out
 
 

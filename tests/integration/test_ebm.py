@@ -21,7 +21,7 @@ from genlab.checkpoints import load_checkpoint
 from genlab.config import load_config
 from genlab.data.convert import to_tensor
 from genlab.purify.baselines import IdentityPurifier
-from genlab.purify.diagnostics import energy_gap_sd, trigger_kept
+from genlab.purify.diagnostics import drift_along_trigger, energy_gap_sd, trigger_kept
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm, resolve_ebm_checkpoint
 from genlab.purify.puregen import EnergyModelSettings, EnergyScorer
 from genlab.samplers.langevin import LangevinSampler
@@ -126,9 +126,10 @@ def test_trigger_diagnostics_see_the_ebm_remove_blend_and_identity_keep_it(train
     purifier = EbmPurifier(EbmSettings(checkpoint=checkpoint, langevin_steps=[10, EBM_PURIFY_T], device="cpu"), seed=0)
     kept = trigger_kept(purifier, probe, triggered)
     scorer = EnergyScorer(EnergyModelSettings(checkpoint=checkpoint, device="cpu"))
-    gap = energy_gap_sd(scorer, probe, triggered)
-    print(f"blend trigger kept by Psi_T: {kept}; energy gap {gap:.1f} sd")
+    gap, drift = energy_gap_sd(scorer, probe, triggered), drift_along_trigger(purifier.sampler, probe, triggered)
+    print(f"blend trigger kept by Psi_T: {kept}; energy gap {gap:.1f} sd; drift takes back {drift:.4f} per step")
     assert trigger_kept(IdentityPurifier(), probe, triggered) == {0: 1.0}
     assert kept[EBM_PURIFY_T] < 0.5 < kept[10]  # the chain removes the trigger as it runs, not in its first steps
     assert gap > 3  # the EBM's energy sees the blended images as off the data ...
     assert energy_gap_sd(scorer, probe, probe) == 0  # ... and nothing where there is no trigger
+    assert drift > 0.005  # its downhill direction points back along the trigger (150 steps at 0.5% would halve it)

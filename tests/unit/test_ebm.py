@@ -18,6 +18,7 @@ from genlab.config import load_config, validate
 from genlab.data.convert import to_tensor
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.ebm import EbmNetConfig, build_ebm
+from genlab.purify.diagnostics import drift_along_trigger
 from genlab.purify.ebm import EbmPurifier, EbmSettings, load_ebm
 from genlab.purify.model_source import model_fingerprint
 from genlab.samplers.langevin import LangevinSampler
@@ -206,3 +207,25 @@ def test_paper_values_config_trains_with_sgd_from_a_uniform_noise_bank():
     trainer.train_step(state)
     for old, new in zip(before, state.model.parameters()):
         torch.testing.assert_close(new.detach(), old - cfg.lr * new.grad, rtol=1e-5, atol=1e-7)
+
+
+class _QuadraticWell(torch.nn.Module):
+    """G(x) = |x - center|^2 / 2 per image: its gradient at center + d is d."""
+
+    def __init__(self, center: torch.Tensor) -> None:
+        super().__init__()
+        self.center = torch.nn.Parameter(center, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.center).flatten(1).pow(2).sum(1) / 2
+
+
+def test_drift_along_trigger_is_the_step_share_the_energy_takes_back():
+    rng = np.random.default_rng(0)
+    images = rng.integers(40, 215, size=(4, 8, 8, 1), dtype=np.uint8)
+    triggered = (images.astype(np.int16) + rng.choice([-30, 30], size=(8, 8, 1))).astype(np.uint8)
+    well = LangevinSampler(_QuadraticWell(to_tensor(images)), step_size=EPS, temperature=1e-4)
+    # A well centred on the clean images pulls straight back along the trigger: (eps^2 / 2) / tau of it per step.
+    assert drift_along_trigger(well, images, triggered) == pytest.approx(EPS ** 2 / 2 / 1e-4, rel=1e-5)
+    flat = LangevinSampler(zero_energy_net(), step_size=EPS, temperature=1e-4)
+    assert drift_along_trigger(flat, images, triggered) == 0.0
