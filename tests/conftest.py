@@ -26,7 +26,7 @@ INTEGRATION = Path(__file__).resolve().parent / "integration"
 RAY_SESSION_FILES = ("integration/test_causal_jobs.py", "integration/test_latent_augment.py",
                      "integration/test_purifiers.py", "integration/test_sweep.py", "integration/test_sweep_search.py",
                      "integration/test_cluster_robustness_preemption.py", "integration/test_cluster_robustness_memory.py",
-                     "integration/test_sweep_defenses.py")
+                     "integration/test_sweep_defenses.py", "integration/test_sweep_targeted.py")
 TEST_GROUPS = {
     **{path: "ray_session" for path in RAY_SESSION_FILES},
     # trained_ebm, blend_poisoned, ebm_purified_blend

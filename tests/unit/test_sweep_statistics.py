@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from genlab.attacks.crafting import CraftPoisonsConfig
 from genlab.attacks.targeted.gradient_matching import differentiable_augment
-from genlab.config import validate
+from genlab.config import load_config, validate
 from genlab.data.splits import DataSplitConfig, split_pool
 from genlab.errors import ConfigError
 from genlab.sweep.config import SweepConfig
@@ -15,6 +16,7 @@ from genlab.sweep.generative_data import generative_training_block, generative_t
 from genlab.sweep.report import aggregate
 from genlab.sweep.trainable import classifier_seed
 from genlab.sweep.training_sets import attack_variants
+from tests.helpers import REPO
 
 EBM = [{"name": "none"}, {"name": "ebm", "langevin_steps": [5]}]
 
@@ -115,3 +117,12 @@ def test_gradient_matching_augmentation_is_differentiable_and_moves_pixels():
     assert out.shape == images.shape and not torch.equal(out, images)
     out.sum().backward()
     assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_the_targeted_sweep_runs_the_efficacy_recipe_against_a_victim_seeded_apart():
+    sweep = load_config(SweepConfig, REPO / "conf/defense_sweep_targeted.yaml")
+    recipe = load_config(CraftPoisonsConfig, REPO / "conf/attacks/gradient_matching_efficacy.yaml").attack
+    (attack,) = sweep.attacks
+    assert attack.model_dump(exclude={"trials"}) == recipe.model_dump(exclude={"trials"})
+    assert sweep.classifier == recipe.surrogate  # the victim the recipe is measured against
+    assert attack.surrogate_seed not in sweep.seeds

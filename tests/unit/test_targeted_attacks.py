@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.attacks.targeted.trials import load_trials, make_trials, merge_targeted, save_trials
+from genlab.attacks.targeted.trials import (
+    TargetedTrial,
+    load_trials,
+    make_trials,
+    merge_targeted,
+    mergeable,
+    save_trials,
+)
 from genlab.data.poisonset import PoisonSet
 from genlab.errors import PoisonSetError
 from genlab.train.classifier import ClassifierConfig, train_classifier
@@ -50,6 +57,20 @@ def test_shared_class_trials_merge_into_one_poison_set(digits):
     assert np.array_equal(merged.images, train.images[merged.base_indices])
     with pytest.raises(PoisonSetError, match="share base rows"):
         merge_targeted([poisons[0], poisons[0]])
+
+
+def test_only_trials_with_one_class_and_disjoint_bases_are_mergeable(digits):
+    train, test = digits
+    assert mergeable(make_trials(train, test, count=4, budget=0.01, seed=0, adversarial_class=2))
+
+    def trial(index: int, adversarial_class: int, bases: list[int]) -> TargetedTrial:
+        return TargetedTrial(index=index, target_index=index, target_label=0, adversarial_class=adversarial_class,
+                             base_indices=np.asarray(bases, dtype=np.int64))
+
+    # per-trial classes (runner-up, random) that coincide by chance draw their bases apart, and can share rows
+    assert not mergeable([trial(0, 3, [1, 2]), trial(1, 3, [2, 5])])
+    assert not mergeable([trial(0, 3, [1, 2]), trial(1, 4, [6, 7])])
+    assert mergeable([trial(0, 3, [1, 2]), trial(1, 3, [6, 7])])
 
 
 def test_runner_up_trials_take_the_surrogates_second_choice(digits, tmp_path):

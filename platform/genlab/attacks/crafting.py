@@ -30,7 +30,14 @@ from genlab.attacks.backdoor.narcissus import NarcissusConfig, PixelTransform
 from genlab.attacks.registry import TARGETED_CRAFTERS, AttackConfig, craft_poisons
 from genlab.attacks.surrogate import clean_surrogate
 from genlab.attacks.targeted.base import runner_up_classes
-from genlab.attacks.targeted.trials import TargetedTrial, load_trials, make_trials, merge_targeted, save_trials
+from genlab.attacks.targeted.trials import (
+    TargetedTrial,
+    load_trials,
+    make_trials,
+    merge_targeted,
+    mergeable,
+    save_trials,
+)
 from genlab.cache_cap import evict_least_recently_used, mark_used
 from genlab.config import StrictModel
 from genlab.data import DatasetConfig
@@ -149,7 +156,8 @@ def _craft_or_reuse(cfg: Any, train: ImageSet, test: ImageSet, seed: int, direct
 
 def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, directory: Path, poison_path: Path,
                   provenance: dict[str, Any], progress: Progress) -> CraftedPoisons:
-    """Craft (or reuse) every trial of a targeted attack, then merge them when they share an adversarial class."""
+    """Craft (or reuse) every trial of a targeted attack, then merge them when they share an adversarial class and
+    no base row (`mergeable`)."""
     trials_path = directory / "trials.json"
     if trials_path.is_file():
         trials = load_trials(trials_path, train_size=len(train), test_size=len(test))
@@ -173,8 +181,8 @@ def _craft_trials(cfg: Any, train: ImageSet, test: ImageSet, seed: int, director
     map_calls(craft_trial, [(trials[i],) for i in todo], shared=(cfg, train, test, seed, progress), on_done=save)
     crafted = [trials[i].index for i in todo]
     sets = [by_trial[i] for i in range(len(trials))]
-    if len({s.target_class for s in sets}) > 1:
-        progress(f"{cfg.name}: trials have different adversarial classes; kept per trial, not merged")
+    if not mergeable(trials):
+        progress(f"{cfg.name}: trials differ in adversarial class or share base rows; kept per trial, not merged")
         return CraftedPoisons(directory, None, None, paths, trials_path, crafted, provenance, trials, sets)
     if crafted or not poison_path.with_suffix(".json").is_file():
         merge_targeted(sets).save(poison_path)

@@ -23,9 +23,9 @@ from genlab.fileio import write_json_atomic, write_text_atomic
 from genlab.sweep.pareto import pareto_plot
 from genlab.tracking import TrackedRun
 
-COLUMNS = ("attack", "target_class", "kind", "purifier", "purifier_params", "seed", "natural_accuracy",
-           "poison_success_rate", "poison_success_rate_amplified", "cost_s", "detection_precision", "detection_recall",
-           "purify_images_per_s", "status", "stopped_early")
+COLUMNS = ("attack", "target_class", "target_rows", "kind", "purifier", "purifier_params", "seed",
+           "natural_accuracy", "poison_success_rate", "poison_success_rate_amplified", "cost_s", "detection_precision",
+           "detection_recall", "purify_images_per_s", "status", "stopped_early")
 MEAN_METRICS = ("natural_accuracy", "cost_s", "detection_precision", "detection_recall")  # Student-t mean ± half-width
 
 

@@ -98,6 +98,7 @@ def _row(spec: dict[str, Any], callback: MlflowTrialCallback, families: dict[str
             "poison_success_rate": final.get("poison_success_rate"),
             "poison_success_rate_amplified": final.get("poison_success_rate_amplified"),
             "targets": len(poison.target_test_indices) if targeted else None,
+            "target_rows": " ".join(map(str, poison.target_test_indices)) if targeted else None,
             "generative_training": generative_training,
             "purify_images_per_s": spec["purify_images_per_s"], "run_name": spec["name"],
             "status": "FINISHED" if finished else "FAILED", "stopped_early": spec["name"] in callback.stopped_early,

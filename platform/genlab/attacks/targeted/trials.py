@@ -148,6 +148,14 @@ def _parse_trial(entry: object, number: int, path: Path, train_size: int, test_s
     return TargetedTrial(base_indices=base_array, **scalars)
 
 
+def mergeable(trials: list[TargetedTrial]) -> bool:
+    """Return True when `trials` share one adversarial class and no base row, so `merge_targeted` can join their
+    sets. A shared `adversarial_class` guarantees it; per-trial classes (random or runner-up) that happen to
+    coincide draw their bases independently and may overlap."""
+    bases = np.concatenate([trial.base_indices for trial in trials])
+    return len({trial.adversarial_class for trial in trials}) == 1 and len(np.unique(bases)) == len(bases)
+
+
 def merge_targeted(poisons: list[PoisonSet]) -> PoisonSet:
     """Return one multi-target PoisonSet joining targeted PoisonSets of the same attack and adversarial class.
 
