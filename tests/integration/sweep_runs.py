@@ -22,3 +22,10 @@ def run_default_sweep(tmp: Path, overrides: list[str], config: str = "conf/defen
         return run_sweep(cfg, tmp / "out"), uri
     finally:
         os.environ.pop("MLFLOW_TRACKING_URI")
+
+
+def run_sweep_in(tmp_path_factory, name: str, overrides: list[str]):
+    """Run the default sweep config with `overrides` in a fresh temp dir `name`; return (result, store URI, the dir)."""
+    tmp = tmp_path_factory.mktemp(name)
+    result, uri = run_default_sweep(tmp, overrides)
+    return result, uri, tmp

@@ -6,7 +6,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.integration.sweep_runs import run_default_sweep
+from tests.integration.sweep_runs import run_sweep_in
 
 TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "ray.num_cpus=2", "target_classes=null",
         "attacks=[{name: badnets, target_class: 0, poison_fraction: 0.08, patch_size: 3}]", "purifiers=[{name: none}]",
@@ -17,9 +17,7 @@ DEFENSES = {"friendly_noise", "epic", "activation_clustering", "spectral_signatu
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_session):
-    tmp = tmp_path_factory.mktemp("defenses")
-    result, uri = run_default_sweep(tmp, TINY)
-    return result, uri, tmp
+    return run_sweep_in(tmp_path_factory, "defenses", TINY)
 
 
 def test_defenses_run_beside_the_purifiers_with_their_cost(sweep):

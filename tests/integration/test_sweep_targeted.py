@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from genlab.attacks.targeted.targeted_eval import success_rate
-from tests.integration.sweep_runs import run_default_sweep
+from tests.integration.sweep_runs import run_sweep_in
 
 TRIALS = 3
 TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "ray.num_cpus=2", "target_classes=null",
@@ -18,9 +18,7 @@ TINY = ["classifier.epochs=2", "classifier.width=8", "dataset.max_train=500", "r
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, ray_session):
-    tmp = tmp_path_factory.mktemp("targeted")
-    result, uri = run_default_sweep(tmp, TINY)
-    return result, uri, tmp
+    return run_sweep_in(tmp_path_factory, "targeted", TINY)
 
 
 def test_each_trial_has_its_own_target_and_victim_paired_across_purifiers(sweep):
